@@ -1,0 +1,55 @@
+# The two commands a user needs: `make run` and `make test`. CI calls `make test` too.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# `cpu` or `gpu` runtime; `train` brings torch for bootstrap and fine-tunes.
+EXTRAS ?= cpu,train
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+comma := ,
+
+.PHONY: install install-dev run serve bootstrap test test-fast lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(STAMP)
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[cpu,train,dev]'
+	touch $@
+
+install-dev: $(VENV)/.installed-dev
+
+## Install, build the default models if the store has none, and serve on $(HOST):$(PORT).
+run: install
+	$(BIN)/textserve bootstrap
+	$(BIN)/textserve serve --host $(HOST) --port $(PORT)
+
+bootstrap: install
+	$(BIN)/textserve bootstrap
+
+## Install what the tests need, lint, and run the whole suite.
+test: install-dev lint
+	$(BIN)/python -m pytest tests -q
+
+test-fast: install-dev
+	$(BIN)/python -m pytest tests/unit -q
+
+lint: install-dev
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
+	$(BIN)/mypy
+
+bench: install-dev
+	$(BIN)/python bench/classify.py --data $(or $(DATA),../shared/data/sst2/dev.tsv)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

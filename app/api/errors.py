@@ -1,0 +1,103 @@
+"""The one mapping from domain errors to HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import errors
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[errors.TextserveError], int] = {
+    errors.ModelNotFound: 404,
+    errors.InvalidModelName: 422,
+    errors.ModelNotReady: 503,
+    errors.CorruptModel: 500,
+    errors.Overloaded: 429,
+    errors.DeadlineExceeded: 504,
+    errors.ShuttingDown: 503,
+    errors.InferenceFailed: 500,
+}
+RETRYABLE = {429, 503}
+
+
+class InvalidInput(errors.TextserveError):
+    """A request field breaks a limit that only the server's settings know."""
+
+    code = "invalid_request"
+
+    def __init__(self, param: str, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.param = param
+        self.status = status
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+    detail: Any = None,
+) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    body: dict[str, Any] = {
+        "error": {"type": code, "message": message, "param": param, "request_id": request_id}
+    }
+    if detail is not None:
+        body["detail"] = detail
+    headers = dict(headers or {})
+    if status in RETRYABLE:
+        headers.setdefault("Retry-After", str(request.app.state.services.settings.retry_after_s))
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _loc_to_param(loc: Any) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) if parts else "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(InvalidInput)
+    async def _invalid(request: Request, exc: InvalidInput) -> JSONResponse:
+        return error_response(request, exc.status, exc.code, f"{exc.param}: {exc}", exc.param)
+
+    @app.exception_handler(errors.TextserveError)
+    async def _domain(request: Request, exc: errors.TextserveError) -> JSONResponse:
+        status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 500)
+        if status >= 500 and status != 503:
+            log.error("request %s failed: %s", getattr(request.state, "request_id", "-"), exc)
+        param = "model" if isinstance(exc, errors.ModelNotFound | errors.InvalidModelName) else None
+        return error_response(request, status, exc.code, str(exc), param)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = exc.errors()
+        first = problems[0] if problems else {"loc": ("body",), "msg": "invalid request"}
+        param = _loc_to_param(first.get("loc", ()))
+        message = f"{param}: {first.get('msg', 'invalid value')}"
+        detail = [
+            {"loc": list(p.get("loc", ())), "msg": p.get("msg"), "type": p.get("type")}
+            for p in problems
+        ]
+        return error_response(request, 422, "invalid_request", message, param, detail=detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, param = (
+            ("payload_too_large", "body") if exc.status_code == 413 else ("http_error", None)
+        )
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(request, exc.status_code, code, str(exc.detail), param, headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error in request %s", getattr(request.state, "request_id", "-"))
+        return error_response(request, 500, "internal_error", "internal error; see the server log")

@@ -1,0 +1,87 @@
+"""POST /classify: sentiment, topic, or any classification model by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from app.api.deps import ServicesDep
+from app.api.errors import InvalidInput
+from app.api.schemas import ClassifyRequest, ClassifyResponse, ErrorResponse
+from app.config import Settings
+from app.serving.classifier import Timings
+from app.serving.refs import ModelRef
+
+router = APIRouter(tags=["inference"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (404, 413, 422, 429, 503, 504)
+}
+
+
+def check_texts(settings: Settings, texts: list[str], field: str) -> None:
+    """Limits that depend on settings, each answered with the offending field named."""
+    if not texts:
+        raise InvalidInput(field, "give at least one text")
+    if len(texts) > settings.max_texts_per_request:
+        raise InvalidInput(
+            field, f"{len(texts)} texts exceed the limit of {settings.max_texts_per_request}"
+        )
+    for i, text in enumerate(texts):
+        where = field if field == "text" else f"{field}.{i}"
+        if not text.strip():
+            raise InvalidInput(where, "text is empty")
+        if len(text) > settings.max_text_chars:
+            raise InvalidInput(
+                where, f"text has {len(text)} characters; the limit is {settings.max_text_chars}"
+            )
+
+
+def timeout_seconds(settings: Settings, timeout_ms: int | None) -> float:
+    if timeout_ms is None:
+        return settings.default_timeout_ms / 1000.0
+    if timeout_ms > settings.max_timeout_ms:
+        raise InvalidInput("timeout_ms", f"must be at most {settings.max_timeout_ms}")
+    return timeout_ms / 1000.0
+
+
+def timing_headers(t: Timings) -> dict[str, str]:
+    """Per-stage times in milliseconds, as text-embeddings-inference reports them."""
+    return {
+        "x-total-time": f"{t.total_s * 1000:.3f}",
+        "x-queue-time": f"{t.queue_s * 1000:.3f}",
+        "x-tokenization-time": f"{t.tokenize_s * 1000:.3f}",
+        "x-inference-time": f"{t.inference_s * 1000:.3f}",
+    }
+
+
+@router.post("/classify", response_model=ClassifyResponse, responses=ERRORS)
+async def classify(body: ClassifyRequest, services: ServicesDep) -> JSONResponse:
+    """Classify one text (`text`) or several (`texts`) with a task's model or a named one."""
+    settings = services.settings
+    single = body.text is not None
+    texts = [body.text] if body.text is not None else (body.texts or [])
+    check_texts(settings, texts, "text" if single else "texts")
+    ref = ModelRef.parse(body.model) if body.model else ModelRef(str(body.task))
+    result = await services.classifier.classify(
+        ref,
+        texts,
+        timeout_s=timeout_seconds(settings, body.timeout_ms),
+        top_k=body.top_k,
+        all_scores=body.return_all_scores,
+    )
+    results = []
+    for p in result.predictions:
+        item: dict[str, Any] = {"label": p.label, "score": p.score, "truncated": p.truncated}
+        if p.scores is not None:
+            item["scores"] = p.scores
+        results.append(item)
+    payload: dict[str, Any] = {"model": result.model, "version": result.version}
+    if single:
+        first = results[0]
+        payload.update(label=first["label"], score=first["score"], truncated=first["truncated"])
+    payload["results"] = results
+    # Built by hand rather than through response_model: skips a second validation pass.
+    return JSONResponse(payload, headers=timing_headers(result.timings))

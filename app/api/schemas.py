@@ -1,0 +1,97 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ClassifyTask = Literal["sentiment", "topic"]
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+    param: str | None = None
+    request_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ClassifyRequest(BaseModel):
+    """Exactly one of ``task`` / ``model`` and exactly one of ``text`` / ``texts``."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    task: ClassifyTask | None = Field(None, description="A default model by task name.")
+    model: str | None = Field(None, description="A model as `name` or `name@version`.")
+    text: str | None = Field(None, description="One text to classify.")
+    texts: list[str] | None = Field(None, description="Several texts, answered in order.")
+    top_k: int | None = Field(None, ge=1, le=1000, description="Also return the k best scores.")
+    return_all_scores: bool = Field(False, description="Also return every label's score.")
+    timeout_ms: int | None = Field(None, ge=1, description="Deadline for this request.")
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> ClassifyRequest:
+        if (self.task is None) == (self.model is None):
+            raise ValueError("give exactly one of 'task' or 'model'")
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("give exactly one of 'text' or 'texts'")
+        return self
+
+
+class ClassifyResult(BaseModel):
+    label: str
+    score: float
+    scores: dict[str, float] | None = None
+    truncated: bool
+
+
+class ClassifyResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    model: str
+    version: int
+    results: list[ClassifyResult]
+    label: str | None = Field(None, description="With `text`: the first result's label.")
+    score: float | None = Field(None, description="With `text`: the first result's score.")
+    truncated: bool | None = Field(None, description="With `text`: whether it was truncated.")
+
+
+class ModelVersionInfo(BaseModel):
+    version: int
+    created_at: str
+    task: str
+    labels: list[str]
+    base_model: str
+    max_seq_length: int
+    metrics: dict[str, Any]
+
+
+class ModelCard(BaseModel):
+    """OpenAI-compatible model object with textserve's fields beside the standard ones."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "textserve"
+    task: str
+    labels: list[str]
+    active_version: int | None
+    loaded_version: int | None
+    provider: str | None
+    metrics: dict[str, Any]
+    versions: list[ModelVersionInfo]
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class HealthResponse(BaseModel):
+    status: str
+    reason: str | None = None
+    models: dict[str, str] = Field(default_factory=dict)

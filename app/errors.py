@@ -1,0 +1,57 @@
+"""Domain errors. Raised deep in the stack; ``app.api.errors`` maps them to HTTP once."""
+
+from __future__ import annotations
+
+
+class TextserveError(Exception):
+    """Base of every error the service turns into a structured HTTP answer."""
+
+    code = "internal_error"
+
+
+class ModelNotFound(TextserveError):
+    """No such model name, or no such version of it."""
+
+    code = "model_not_found"
+
+
+class ModelNotReady(TextserveError):
+    """The model exists but is not loaded yet (or failed to load)."""
+
+    code = "model_not_ready"
+
+
+class CorruptModel(TextserveError):
+    """A model version on disk failed verification (checksum, missing file, bad manifest)."""
+
+    code = "corrupt_model"
+
+
+class InvalidModelName(TextserveError):
+    """A model name or version that could escape the store or is malformed."""
+
+    code = "invalid_model_name"
+
+
+class Overloaded(TextserveError):
+    """The queue is full; the caller should retry after a pause."""
+
+    code = "overloaded"
+
+
+class DeadlineExceeded(TextserveError):
+    """The request's deadline passed before the model could run it."""
+
+    code = "deadline_exceeded"
+
+
+class ShuttingDown(TextserveError):
+    """The service is draining and takes no new work."""
+
+    code = "shutting_down"
+
+
+class InferenceFailed(TextserveError):
+    """The inference session raised while running a batch."""
+
+    code = "inference_failed"

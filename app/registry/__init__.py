@@ -1,0 +1,1 @@
+"""Model store on disk, manifests, and the live registry of loaded versions."""

@@ -1,0 +1,178 @@
+"""The live registry: which engine serves each model, loading, warming and swapping them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from app.errors import CorruptModel, ModelNotFound, ModelNotReady
+from app.metrics import Metrics
+from app.registry.manifest import Manifest, check_name
+from app.registry.store import ModelStore
+from app.runtime.engine import EngineConfig, InferenceEngine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadFailure:
+    name: str
+    version: int | None
+    reason: str
+
+
+@dataclass
+class RegistryState:
+    """What /readyz and /v1/models report."""
+
+    ready: bool = False
+    reason: str = "models not loaded yet"
+    failures: list[LoadFailure] = field(default_factory=list)
+
+
+class ModelRegistry:
+    """Maps model names to the engine of their active version (plus a few pinned versions)."""
+
+    def __init__(
+        self,
+        store: ModelStore,
+        config: EngineConfig,
+        metrics: Metrics,
+        *,
+        names: tuple[str, ...] = (),
+        warmup: bool = True,
+        drain_timeout_s: float = 30.0,
+        pinned_cache: int = 2,
+    ) -> None:
+        self.store = store
+        self._config = config
+        self._metrics = metrics
+        self._names = names
+        self._warmup = warmup
+        self._drain_timeout_s = drain_timeout_s
+        self._active: dict[str, InferenceEngine] = {}
+        # Versions asked for explicitly (`name@3`) that are not active, least recently used first.
+        self._pinned: OrderedDict[tuple[str, int], InferenceEngine] = OrderedDict()
+        self._pinned_cache = pinned_cache
+        self._lock = threading.RLock()
+        self.state = RegistryState()
+
+    # -- loading ---------------------------------------------------------------------------
+    def served_names(self) -> list[str]:
+        return list(self._names) if self._names else self.store.names()
+
+    def load_all(self) -> RegistryState:
+        """Load and warm the active version of every served model; report what failed."""
+        failures: list[LoadFailure] = []
+        names = self.served_names()
+        for name in names:
+            version = self.store.active_version(name)
+            if version is None:
+                failures.append(LoadFailure(name, None, "no active version"))
+                continue
+            try:
+                self._activate_engine(self._load(name, version))
+            except Exception as exc:
+                log.error("could not load %s@%s: %s", name, version, exc)
+                failures.append(LoadFailure(name, version, str(exc)))
+        with self._lock:
+            if not names:
+                self.state = RegistryState(False, "the model store has no models", failures)
+            elif failures:
+                reason = "; ".join(f"{f.name}: {f.reason}" for f in failures)
+                self.state = RegistryState(False, reason, failures)
+            else:
+                self.state = RegistryState(True, "ok", [])
+        self._metrics.ready.set(1 if self.state.ready else 0)
+        return self.state
+
+    def _load(self, name: str, version: int) -> InferenceEngine:
+        try:
+            manifest = self.store.verify(name, version)
+        except CorruptModel:
+            self._metrics.model_loads.labels(name, "corrupt").inc()
+            raise
+        try:
+            engine = InferenceEngine(
+                self.store.version_dir(name, version), manifest, self._config, self._metrics
+            )
+            for provider in engine.unavailable_providers:
+                log.warning(
+                    "%s@%s: execution provider %s is not available here; running on %s",
+                    name, version, provider, engine.provider,
+                )  # fmt: skip
+                self._metrics.provider_fallbacks.labels(name, provider).inc()
+            if self._warmup:
+                engine.warmup()
+        except Exception:
+            self._metrics.model_loads.labels(name, "error").inc()
+            raise
+        self._metrics.model_loads.labels(name, "ok").inc()
+        return engine
+
+    def _activate_engine(self, engine: InferenceEngine) -> None:
+        with self._lock:
+            old = self._active.get(engine.name)
+            self._active[engine.name] = engine
+        self._metrics.model_info.labels(engine.name).info(
+            {
+                "version": str(engine.version),
+                "provider": engine.provider,
+                "task": engine.manifest.task,
+            }
+        )
+        if old is not None and old is not engine:
+            # In-flight requests hold a reference to the old engine; let them finish first.
+            threading.Thread(target=old.close, args=(self._drain_timeout_s,), daemon=True).start()
+
+    def activate(self, name: str, version: int) -> Manifest:
+        """Load, warm and switch traffic to ``name@version``; the old engine drains in the back."""
+        engine = self._load(name, version)
+        self._activate_engine(engine)
+        return engine.manifest
+
+    # -- lookup ----------------------------------------------------------------------------
+    def get(self, name: str, version: int | None = None) -> InferenceEngine:
+        check_name(name)
+        with self._lock:
+            active = self._active.get(name)
+            if version is None or (active is not None and active.version == version):
+                if active is not None:
+                    return active
+                if name in self.served_names():
+                    raise ModelNotReady(f"model {name!r} is not loaded: {self.state.reason}")
+                raise ModelNotFound(f"no model named {name!r}")
+            pinned = self._pinned.get((name, version))
+            if pinned is not None:
+                self._pinned.move_to_end((name, version))
+                return pinned
+        if version not in self.store.versions(name):
+            raise ModelNotFound(f"model {name!r} has no version {version}")
+        engine = self._load(name, version)
+        with self._lock:
+            self._pinned[(name, version)] = engine
+            while len(self._pinned) > self._pinned_cache:
+                _, evicted = self._pinned.popitem(last=False)
+                threading.Thread(
+                    target=evicted.close, args=(self._drain_timeout_s,), daemon=True
+                ).start()
+        return engine
+
+    def active_engines(self) -> dict[str, InferenceEngine]:
+        with self._lock:
+            return dict(self._active)
+
+    def close(self, drain_timeout_s: float) -> None:
+        """Drain and free every engine (shutdown)."""
+        with self._lock:
+            engines = list(self._active.values()) + list(self._pinned.values())
+            self._active.clear()
+            self._pinned.clear()
+            self.state = RegistryState(False, "shutting down")
+        self._metrics.ready.set(0)
+        for engine in engines:
+            engine.stop_accepting()
+        for engine in engines:
+            engine.close(drain_timeout_s)

@@ -1,0 +1,1 @@
+"""ONNX Runtime sessions, tokenization, the dynamic batcher and the engine that joins them."""

@@ -1,0 +1,341 @@
+"""Dynamic batcher: gathers concurrent requests into length-grouped model runs.
+
+One worker thread owns the queue, the tokenizer calls and the model runs, so the event loop
+only enqueues and awaits. Scheduling, per pass:
+
+1. new arrivals are tokenized together (one ``encode_batch`` call) and become *rows*;
+2. rows of requests whose deadline passed (or whose caller gave up) are dropped unrun;
+3. while fewer than ``max_batch_size`` rows wait, the oldest row waits at most ``max_wait``;
+4. a batch is anchored on the oldest row (so no row starves) and filled with the queued rows
+   closest to it in length, across *everything* queued, until ``max_batch_size`` texts or
+   ``max_batch_tokens`` padded tokens; padding therefore stays close to the real lengths;
+5. outputs are scattered back; a request resolves when its last row is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.errors import DeadlineExceeded, InferenceFailed, Overloaded, ShuttingDown, TextserveError
+from app.runtime.tokenizer import Encoded, IntArray
+
+TokenizeFn = Callable[[list[str]], list[Encoded]]
+RunFn = Callable[[list[IntArray]], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    max_batch_size: int = 32
+    max_batch_tokens: int = 8192
+    max_wait_s: float = 0.002
+    max_queue_texts: int = 1024
+
+
+@dataclass
+class BatchResult:
+    """Rows of every model output for one request, in the request's order."""
+
+    outputs: list[np.ndarray]
+    truncated: list[bool]
+    queue_s: float
+    tokenize_s: float
+    inference_s: float
+
+
+class BatchObserver:
+    """Hooks for metrics; the default records nothing."""
+
+    def batch(self, texts: int, tokens: int, seconds: float) -> None: ...
+    def tokenized(self, texts: int, truncated: int, seconds: float) -> None: ...
+    def queued(self, depth: int) -> None: ...
+    def dequeued(self, wait_s: float) -> None: ...
+    def done(self, seconds: float) -> None: ...
+    def rejected(self, reason: str) -> None: ...
+    def failed(self) -> None: ...
+
+
+@dataclass(eq=False)
+class _Job:
+    texts: list[str]
+    deadline: float
+    enqueued: float
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[BatchResult]
+    abandoned: bool = False  # set by the caller's side when it stops waiting
+    finished: bool = False  # set by the worker once answered
+    remaining: int = 0
+    outputs: list[np.ndarray] | None = None
+    truncated: list[bool] = field(default_factory=list)
+    started: float | None = None
+    tokenize_s: float = 0.0
+    inference_s: float = 0.0
+
+
+@dataclass(eq=False)
+class _Row:
+    job: _Job
+    index: int
+    ids: IntArray
+
+    @property
+    def length(self) -> int:
+        return len(self.ids)
+
+
+class DynamicBatcher:
+    """Runs ``run_fn`` over batches of tokenized rows gathered from concurrent ``submit`` calls."""
+
+    def __init__(
+        self,
+        tokenize: TokenizeFn,
+        run: RunFn,
+        limits: BatchLimits,
+        observer: BatchObserver | None = None,
+        name: str = "batcher",
+    ) -> None:
+        self._tokenize = tokenize
+        self._run_fn = run
+        self.limits = limits
+        self._obs = observer or BatchObserver()
+        self._cond = threading.Condition()
+        self._incoming: list[_Job] = []
+        self._queued_texts = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._worker, name=name, daemon=True)
+        self._thread.start()
+
+    # -- caller side (event loop) ----------------------------------------------------------
+    @property
+    def queued_texts(self) -> int:
+        return self._queued_texts
+
+    async def submit(self, texts: list[str], timeout_s: float) -> BatchResult:
+        """Queue ``texts``; answer their output rows, or raise Overloaded / DeadlineExceeded."""
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        job = _Job(texts, now + timeout_s, now, loop, loop.create_future())
+        with self._cond:
+            if self._closed:
+                self._obs.rejected("shutting_down")
+                raise ShuttingDown("the service is shutting down")
+            if self._queued_texts + len(texts) > self.limits.max_queue_texts:
+                self._obs.rejected("queue_full")
+                raise Overloaded(
+                    f"queue full ({self._queued_texts} texts waiting, "
+                    f"limit {self.limits.max_queue_texts})"
+                )
+            self._incoming.append(job)
+            self._queued_texts += len(texts)
+            self._obs.queued(self._queued_texts)
+            self._cond.notify()
+        try:
+            return await asyncio.wait_for(job.future, timeout_s)
+        except TimeoutError:
+            job.abandoned = True
+            self._obs.rejected("deadline")
+            raise DeadlineExceeded(f"no answer within {timeout_s * 1000:.0f} ms") from None
+        except asyncio.CancelledError:
+            # The client went away: its rows are dropped before they reach the model.
+            job.abandoned = True
+            raise
+
+    def close(self) -> None:
+        """Take no new work; queued work still runs."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def join(self, timeout_s: float) -> bool:
+        """Wait for queued work to finish; answer ShuttingDown to whatever is left after that."""
+        self.close()
+        self._thread.join(timeout_s)
+        if not self._thread.is_alive():
+            return True
+        with self._cond:
+            # Still running past the grace period: fail what has not been answered.
+            self._abort = True
+            for job in self._incoming:
+                self._fail(job, ShuttingDown("the service shut down before this ran"))
+            self._incoming.clear()
+            self._cond.notify()
+        self._thread.join(1.0)
+        return False
+
+    # -- worker side -----------------------------------------------------------------------
+    _abort = False
+
+    def _worker(self) -> None:
+        pool: list[_Row] = []
+        while True:
+            with self._cond:
+                while not self._incoming and not pool and not self._closed:
+                    self._cond.wait()
+                if self._abort or (self._closed and not self._incoming and not pool):
+                    break
+                new, self._incoming = self._incoming, []
+            if new:
+                self._admit(new, pool)
+            self._drop_dead(pool)
+            if not pool:
+                continue
+            if len(pool) < self.limits.max_batch_size and not self._closed:
+                wait_left = pool[0].job.enqueued + self.limits.max_wait_s - time.monotonic()
+                if wait_left > 0:
+                    with self._cond:
+                        self._cond.wait_for(lambda: bool(self._incoming), timeout=wait_left)
+                    continue
+            batch = self._select(pool)
+            self._execute(batch)
+        for row in pool:
+            self._fail(row.job, ShuttingDown("the service shut down before this ran"))
+
+    def _admit(self, jobs: list[_Job], pool: list[_Row]) -> None:
+        texts = [t for job in jobs for t in job.texts]
+        t0 = time.perf_counter()
+        try:
+            encoded = self._tokenize(texts)
+        except Exception as exc:  # a tokenizer bug must not kill the worker
+            for job in jobs:
+                self._fail(job, InferenceFailed(f"tokenization failed: {exc}"))
+            return
+        seconds = time.perf_counter() - t0
+        self._obs.tokenized(len(texts), sum(e.truncated for e in encoded), seconds)
+        pos = 0
+        for job in jobs:
+            job.tokenize_s = seconds
+            job.remaining = len(job.texts)
+            chunk = encoded[pos : pos + len(job.texts)]
+            pos += len(job.texts)
+            job.truncated = [e.truncated for e in chunk]
+            pool.extend(_Row(job, i, e.ids) for i, e in enumerate(chunk))
+
+    def _drop_dead(self, pool: list[_Row]) -> None:
+        now = time.monotonic()
+        dead = {r.job for r in pool if r.job.abandoned or r.job.finished or r.job.deadline <= now}
+        if not dead:
+            return
+        pool[:] = [r for r in pool if r.job not in dead]
+        for job in dead:
+            if not job.abandoned and not job.finished:
+                self._obs.rejected("deadline")
+                self._fail(job, DeadlineExceeded("deadline passed while queued"))
+            self._release(job.remaining)
+            job.remaining = 0
+
+    def _select(self, pool: list[_Row]) -> list[_Row]:
+        """Anchor on the oldest row; add the rows nearest in length within the limits."""
+        limits = self.limits
+        order = sorted(range(len(pool)), key=lambda i: pool[i].length)
+        lengths = [pool[i].length for i in order]
+        anchor = order.index(0)
+        lo = hi = anchor
+        width = lengths[anchor]
+        chosen = [0]
+        while len(chosen) < limits.max_batch_size:
+            left = lo - 1 if lo > 0 else None
+            right = hi + 1 if hi + 1 < len(order) else None
+            if left is None and right is None:
+                break
+            # Cost of a shorter row: its own padding. Of a longer row: everyone pads further.
+            cost_left = width - lengths[left] if left is not None else None
+            cost_right = (lengths[right] - width) * len(chosen) if right is not None else None
+            take_left = cost_right is None or (cost_left is not None and cost_left <= cost_right)
+            if take_left:
+                assert left is not None
+                new_width, idx = width, left
+            else:
+                assert right is not None
+                new_width, idx = lengths[right], right
+            if new_width * (len(chosen) + 1) > limits.max_batch_tokens:
+                break
+            chosen.append(order[idx])
+            width = new_width
+            if take_left:
+                lo = idx
+            else:
+                hi = idx
+        picked = set(chosen)
+        batch = [pool[i] for i in chosen]
+        pool[:] = [r for i, r in enumerate(pool) if i not in picked]
+        return batch
+
+    def _execute(self, batch: list[_Row]) -> None:
+        now = time.monotonic()
+        for row in batch:
+            if row.job.started is None:
+                row.job.started = now
+                self._obs.dequeued(now - row.job.enqueued)
+        self._release(len(batch))
+        t0 = time.perf_counter()
+        try:
+            outputs = self._run_fn([r.ids for r in batch])
+        except Exception as exc:
+            self._obs.failed()
+            for job in {r.job for r in batch}:
+                self._fail(job, InferenceFailed(f"model run failed: {type(exc).__name__}: {exc}"))
+            return
+        seconds = time.perf_counter() - t0
+        self._obs.batch(len(batch), len(batch) * max(r.length for r in batch), seconds)
+        touched: dict[_Job, None] = {}
+        for i, row in enumerate(batch):
+            job = row.job
+            if job.finished:
+                continue
+            if job.outputs is None:
+                job.outputs = [
+                    np.empty((len(job.texts), *o.shape[1:]), dtype=o.dtype) for o in outputs
+                ]
+            for k, out in enumerate(outputs):
+                job.outputs[k][row.index] = out[i]
+            job.remaining -= 1
+            touched[job] = None
+        for job in touched:
+            job.inference_s += seconds
+            if job.remaining == 0:
+                self._succeed(job)
+
+    def _release(self, n: int) -> None:
+        with self._cond:
+            self._queued_texts -= n
+            self._obs.queued(self._queued_texts)
+
+    def _succeed(self, job: _Job) -> None:
+        job.finished = True
+        assert job.outputs is not None
+        assert job.started is not None
+        result = BatchResult(
+            outputs=job.outputs,
+            truncated=job.truncated,
+            queue_s=job.started - job.enqueued,
+            tokenize_s=job.tokenize_s,
+            inference_s=job.inference_s,
+        )
+        self._obs.done(time.monotonic() - job.enqueued)
+        job.loop.call_soon_threadsafe(_resolve, job.future, result, None)
+
+    def _fail(self, job: _Job, error: TextserveError) -> None:
+        if job.finished:
+            return
+        job.finished = True
+        job.loop.call_soon_threadsafe(_resolve, job.future, None, error)
+
+
+def _resolve(
+    future: asyncio.Future[BatchResult], result: BatchResult | None, error: Exception | None
+) -> None:
+    if future.done():  # the caller timed out or was cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert result is not None
+        future.set_result(result)
+
+
+__all__ = ["BatchLimits", "BatchObserver", "BatchResult", "DynamicBatcher"]

@@ -1,0 +1,51 @@
+"""Batched tokenization with the Rust ``tokenizers`` library, padded by us to the batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+IntArray = np.ndarray  # 1-D int64 token ids
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: IntArray
+    truncated: bool
+
+
+class TextTokenizer:
+    """Tokenizes without padding; the batcher pads each batch to its own longest row."""
+
+    def __init__(self, path: Path, max_length: int, pad_token_id: int) -> None:
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.no_padding()
+        self._tok.enable_truncation(max_length)
+        self.max_length = max_length
+        self.pad_token_id = pad_token_id
+
+    def encode(self, texts: list[str]) -> list[Encoded]:
+        encodings = self._tok.encode_batch(texts)
+        return [
+            Encoded(np.asarray(e.ids, dtype=np.int64), truncated=bool(e.overflowing))
+            for e in encodings
+        ]
+
+
+def pad_batch(
+    rows: list[IntArray], pad_token_id: int, input_names: list[str]
+) -> dict[str, IntArray]:
+    """Stack ``rows`` into right-padded arrays for the model's inputs."""
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_token_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    if "token_type_ids" in input_names:
+        feeds["token_type_ids"] = np.zeros_like(ids)
+    return {k: v for k, v in feeds.items() if k in input_names}

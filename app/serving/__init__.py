@@ -1,0 +1,1 @@
+"""Task logic over engines: classification (labels, scores) and replies."""

@@ -1,0 +1,88 @@
+"""Classification over an engine: softmax, top label, optional top-k / all scores."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.errors import ModelNotFound
+from app.metrics import Metrics
+from app.registry.registry import ModelRegistry
+from app.serving.refs import ModelRef
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+    scores: dict[str, float] | None
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Timings:
+    total_s: float
+    queue_s: float
+    tokenize_s: float
+    inference_s: float
+
+
+@dataclass(frozen=True)
+class Classification:
+    model: str
+    version: int
+    predictions: list[Prediction]
+    timings: Timings
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    out: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
+    return out
+
+
+class Classifier:
+    """Turns texts into labelled predictions with the requested model version."""
+
+    def __init__(self, registry: ModelRegistry, metrics: Metrics) -> None:
+        self._registry = registry
+        self._predictions = metrics.predictions
+
+    async def classify(
+        self,
+        ref: ModelRef,
+        texts: list[str],
+        *,
+        timeout_s: float,
+        top_k: int | None = None,
+        all_scores: bool = False,
+    ) -> Classification:
+        started = time.perf_counter()
+        engine = self._registry.get(ref.name, ref.version)
+        if engine.manifest.task != "classification":
+            raise ModelNotFound(f"model {ref.name!r} is a {engine.manifest.task} model")
+        result = await engine.infer(texts, timeout_s)
+        probs = softmax(result.outputs[0].astype(np.float64))
+        labels = engine.manifest.labels
+        best = probs.argmax(axis=-1)
+        k = len(labels) if all_scores else (min(top_k, len(labels)) if top_k else 0)
+        predictions = []
+        version = str(engine.version)
+        for row, idx, truncated in zip(probs, best, result.truncated, strict=True):
+            scores = None
+            if k:
+                order = np.argsort(-row)[:k]
+                scores = {labels[j]: float(row[j]) for j in order}
+            label = labels[int(idx)]
+            self._predictions.labels(engine.name, version, label).inc()
+            predictions.append(Prediction(label, float(row[idx]), scores, truncated))
+        timings = Timings(
+            total_s=time.perf_counter() - started,
+            queue_s=result.queue_s,
+            tokenize_s=result.tokenize_s,
+            inference_s=result.inference_s,
+        )
+        return Classification(engine.name, engine.version, predictions, timings)

@@ -1,0 +1,41 @@
+"""Fixtures shared by every suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.registry.store import ModelStore
+from tests.support.tiny_model import publish_tiny_classifier
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ModelStore:
+    return ModelStore(tmp_path / "models")
+
+
+@pytest.fixture
+def tiny_store(store: ModelStore) -> ModelStore:
+    """A store with a tiny real `sentiment` model and a tiny real `topic` model, both active."""
+    publish_tiny_classifier(store, "sentiment")
+    publish_tiny_classifier(
+        store,
+        "topic",
+        ("billing", "delivery", "account", "technical_problem", "product_question", "other"),
+        {
+            "invoice": "billing",
+            "charge": "billing",
+            "refund": "billing",
+            "parcel": "delivery",
+            "delivery": "delivery",
+            "password": "account",
+            "login": "account",
+            "crash": "technical_problem",
+            "error": "technical_problem",
+            "size": "product_question",
+            "colour": "product_question",
+            "thanks": "other",
+        },  # fmt: skip
+    )
+    return store

@@ -1,0 +1,236 @@
+"""The dynamic batcher: exact rows per caller, limits, overload, deadlines, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+
+import numpy as np
+import pytest
+
+from app.errors import DeadlineExceeded, InferenceFailed, Overloaded, ShuttingDown
+from app.runtime.batcher import BatchLimits, DynamicBatcher
+from app.runtime.tokenizer import Encoded, IntArray
+
+
+def word_tokenize(texts: list[str]) -> list[Encoded]:
+    """Token ids are the words' lengths, so every text has a recognisable row."""
+    return [
+        Encoded(np.asarray([len(w) for w in t.split()], dtype=np.int64), truncated=False)
+        for t in texts
+    ]
+
+
+class RecordingRunner:
+    """Computes a row-wise function and records each batch it was given."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.rows: list[tuple[int, ...]] = []
+        self.gate = gate
+        self.lock = threading.Lock()
+
+    def __call__(self, rows: list[IntArray]) -> list[np.ndarray]:
+        if self.gate is not None:
+            assert self.gate.wait(10), "test gate never opened"
+        with self.lock:
+            self.batches.append([len(r) for r in rows])
+            self.rows.extend(tuple(r.tolist()) for r in rows)
+        feats = np.array([[r.sum(), len(r), r[0] if len(r) else -1] for r in rows], dtype=np.int64)
+        return [feats, feats[:, :1] * 2]
+
+
+def expected_rows(text: str) -> tuple[list[int], int]:
+    ids = [len(w) for w in text.split()]
+    return [sum(ids), len(ids), ids[0]], sum(ids) * 2
+
+
+def random_text(rng: random.Random) -> str:
+    words = ["a", "bb", "ccc", "dddd", "eeeee", "refund", "parcel", "delivery"]
+    return " ".join(rng.choice(words) for _ in range(rng.randint(1, 60)))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_many_concurrent_callers_each_get_exactly_their_rows(seed: int) -> None:
+    rng = random.Random(seed)
+    limits = BatchLimits(max_batch_size=16, max_batch_tokens=400, max_wait_s=0.002)
+    runner = RecordingRunner()
+    batcher = DynamicBatcher(word_tokenize, runner, limits)
+    requests = [[random_text(rng) for _ in range(rng.randint(1, 12))] for _ in range(120)]
+
+    async def main() -> list[list[np.ndarray]]:
+        async def one(texts: list[str]) -> list[np.ndarray]:
+            await asyncio.sleep(rng.random() * 0.01)
+            return (await batcher.submit(texts, timeout_s=30)).outputs
+
+        return await asyncio.gather(*(one(t) for t in requests))
+
+    answers = asyncio.run(main())
+    batcher.join(5)
+    for texts, outputs in zip(requests, answers, strict=True):
+        assert outputs[0].shape == (len(texts), 3)
+        assert outputs[1].shape == (len(texts), 1)
+        for i, text in enumerate(texts):
+            feats, doubled = expected_rows(text)
+            assert outputs[0][i].tolist() == feats
+            assert int(outputs[1][i][0]) == doubled
+    # Batching really happened, and every batch kept to the limits.
+    assert len(runner.batches) < sum(len(t) for t in requests)
+    for lengths in runner.batches:
+        assert len(lengths) <= limits.max_batch_size
+        if len(lengths) > 1:
+            assert max(lengths) * len(lengths) <= limits.max_batch_tokens
+
+
+def test_batches_group_queued_texts_by_length() -> None:
+    """With a backlog, a batch takes texts of similar length rather than arrival order."""
+    gate = threading.Event()
+    runner = RecordingRunner(gate)
+    batcher = DynamicBatcher(word_tokenize, runner, BatchLimits(max_batch_size=4, max_wait_s=0))
+    lengths = [1, 40, 2, 41, 3, 42, 4, 43]
+
+    async def main() -> None:
+        blocker = asyncio.create_task(batcher.submit(["x"], 10))
+        await asyncio.sleep(0.05)  # the worker is now blocked inside the gated run
+        tasks = [asyncio.create_task(batcher.submit(["a " * n], 10)) for n in lengths]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.gather(blocker, *tasks)
+
+    asyncio.run(main())
+    batcher.join(5)
+    assert runner.batches[1:] == [[1, 2, 3, 4], [40, 41, 42, 43]]
+
+
+def test_long_text_is_not_starved_by_a_stream_of_short_ones() -> None:
+    limits = BatchLimits(max_batch_size=4, max_batch_tokens=64, max_wait_s=0.001)
+    batcher = DynamicBatcher(word_tokenize, RecordingRunner(), limits)
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        stop = loop.time() + 0.5
+
+        async def short_stream() -> None:
+            while loop.time() < stop:
+                await batcher.submit(["a b"], 10)
+
+        streams = [asyncio.create_task(short_stream()) for _ in range(8)]
+        await asyncio.sleep(0.01)
+        started = loop.time()
+        await batcher.submit([" ".join(["long"] * 60)], 10)
+        waited = loop.time() - started
+        await asyncio.gather(*streams)
+        return waited
+
+    waited = asyncio.run(main())
+    batcher.join(5)
+    assert waited < 0.5, "the long text waited for the whole stream of short ones"
+
+
+def test_full_queue_answers_overloaded_and_keeps_queued_work() -> None:
+    gate = threading.Event()
+    limits = BatchLimits(max_batch_size=2, max_queue_texts=4, max_wait_s=0)
+    batcher = DynamicBatcher(word_tokenize, RecordingRunner(gate), limits)
+
+    async def main() -> None:
+        first = asyncio.create_task(batcher.submit(["a", "b"], 10))
+        await asyncio.sleep(0.05)  # taken by the worker: no longer counted as queued
+        queued = asyncio.create_task(batcher.submit(["c", "d", "e", "f"], 10))
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded):
+            await batcher.submit(["g"], 10)
+        gate.set()
+        assert len((await first).outputs[0]) == 2
+        assert len((await queued).outputs[0]) == 4
+        # Room again once the queue drained.
+        assert len((await batcher.submit(["h"], 10)).outputs[0]) == 1
+
+    asyncio.run(main())
+    batcher.join(5)
+
+
+def test_deadline_passed_while_queued_is_dropped_before_the_model() -> None:
+    gate = threading.Event()
+    runner = RecordingRunner(gate)
+    batcher = DynamicBatcher(word_tokenize, runner, BatchLimits(max_batch_size=1, max_wait_s=0))
+
+    async def main() -> None:
+        blocker = asyncio.create_task(batcher.submit(["first"], 10))
+        await asyncio.sleep(0.05)
+        with pytest.raises(DeadlineExceeded):
+            await batcher.submit(["eleven letters here"], 0.05)
+        gate.set()
+        await blocker
+        await batcher.submit(["after"], 10)
+
+    asyncio.run(main())
+    batcher.join(5)
+    assert runner.rows == [(5,), (5,)], "the expired text reached the model"
+    assert batcher.queued_texts == 0
+
+
+def test_model_error_fails_only_that_batch() -> None:
+    calls = {"n": 0}
+
+    def flaky(rows: list[IntArray]) -> list[np.ndarray]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("boom")
+        return [np.zeros((len(rows), 1))]
+
+    batcher = DynamicBatcher(word_tokenize, flaky, BatchLimits(max_wait_s=0))
+
+    async def main() -> None:
+        with pytest.raises(InferenceFailed, match="boom"):
+            await batcher.submit(["x"], 5)
+        assert (await batcher.submit(["y"], 5)).outputs[0].shape == (1, 1)
+
+    asyncio.run(main())
+    batcher.join(5)
+
+
+def test_shutdown_drains_queued_work_and_refuses_new() -> None:
+    gate = threading.Event()
+    batcher = DynamicBatcher(
+        word_tokenize, RecordingRunner(gate), BatchLimits(max_batch_size=1, max_wait_s=0)
+    )
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(batcher.submit([f"t{i}"], 10)) for i in range(5)]
+        await asyncio.sleep(0.05)
+        batcher.close()
+        with pytest.raises(ShuttingDown):
+            await batcher.submit(["late"], 10)
+        gate.set()
+        loop = asyncio.get_running_loop()
+        drained = await loop.run_in_executor(None, batcher.join, 5.0)
+        assert drained
+        results = await asyncio.gather(*tasks)
+        assert all(r.outputs[0].shape == (1, 3) for r in results)
+
+    asyncio.run(main())
+
+
+def test_shutdown_past_grace_period_answers_what_is_left() -> None:
+    gate = threading.Event()
+    batcher = DynamicBatcher(
+        word_tokenize, RecordingRunner(gate), BatchLimits(max_batch_size=1, max_wait_s=0)
+    )
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(batcher.submit([f"t{i}"], 10)) for i in range(3)]
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        join = loop.run_in_executor(None, batcher.join, 0.1)
+        await asyncio.sleep(0.3)
+        gate.set()
+        assert await join is False
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        # Nothing hangs: each caller has an answer or a clear ShuttingDown.
+        assert all(
+            not isinstance(o, BaseException) or isinstance(o, ShuttingDown) for o in outcomes
+        )
+        assert any(isinstance(o, ShuttingDown) for o in outcomes)
+
+    asyncio.run(main())
