@@ -10,7 +10,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 
-.PHONY: install install-dev run serve bootstrap test test-fast lint bench clean
+.PHONY: install install-dev run serve bootstrap test test-fast lint check-deploy bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[cpu,train,dev]'
+	$(BIN)/pip install --quiet -e '.[cpu,train,dev,ray]'
 	touch $@
 
 install-dev: $(VENV)/.installed-dev
@@ -37,16 +37,22 @@ bootstrap: install
 	$(BIN)/textserve bootstrap
 
 ## Install what the tests need, lint, and run the whole suite.
-test: install-dev lint
-	$(BIN)/python -m pytest tests -q
+test: install-dev lint check-deploy
+	$(BIN)/python -m pytest tests -q --ignore=tests/deploy
 
 test-fast: install-dev
 	$(BIN)/python -m pytest tests/unit -q
 
 lint: install-dev
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app tests docker bench
+	$(BIN)/ruff format --check app tests docker bench
 	$(BIN)/mypy
+
+## Deployment checks with real tools (installed by scripts/install-deploy-tools.sh): hadolint,
+## kustomize + Kubernetes schemas, compose, promtool, the dashboard, a real Prometheus scraping us.
+check-deploy: install-dev
+	bash scripts/install-deploy-tools.sh
+	$(BIN)/python -m pytest tests/deploy -q
 
 bench: install-dev
 	$(BIN)/python bench/classify.py --data $(or $(DATA),../shared/data/sst2/dev.tsv)

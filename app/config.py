@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -18,10 +20,11 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind (0 picks a free one).")
     model_store: Path = Field(Path("models"), description="Root of the model store.")
-    models: tuple[str, ...] = Field(
+    # NoDecode: env values are "A,B" (or a JSON list), split by `_split_csv` below.
+    models: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Model names to serve; empty serves every model with an active version."
     )
-    providers: tuple[str, ...] = Field(
+    providers: Annotated[tuple[str, ...], NoDecode] = Field(
         DEFAULT_PROVIDERS, description="ONNX Runtime execution providers, in order of preference."
     )
     intra_op_threads: int = Field(0, ge=0, description="ORT intra-op threads (0: one per core).")
@@ -39,11 +42,68 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(30.0, ge=0, description="Grace period to finish queued work.")
     warmup: bool = Field(True, description="Run a warm-up batch before /readyz turns 200.")
     log_level: str = Field("info", description="Log level.")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Log lines as JSON objects (one per request in the access log) or text."
+    )
+    # -- fine-tune jobs ----------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("var"), description="Uploaded data sets, the jobs database and job work folders."
+    )
+    jobs_db_url: str | None = Field(
+        None, description="SQLAlchemy URL of the jobs database (default: SQLite in data_dir)."
+    )
+    max_upload_bytes: int = Field(
+        200_000_000, ge=1024, description="Largest data set upload (413 above)."
+    )
+    max_concurrent_jobs: int = Field(1, ge=1, description="Fine-tunes run at once; more queue.")
+    job_worker: bool = Field(True, description="Run queued fine-tunes on this replica.")
+    job_poll_s: float = Field(2.0, gt=0, description="How often the job dispatcher looks.")
+    job_stale_after_s: float = Field(
+        120.0, gt=0, description="A running job whose owner sent no heartbeat for this long failed."
+    )
+    cancel_grace_s: float = Field(3.0, ge=0, description="SIGTERM to SIGKILL grace on cancel.")
+    ray_address: str | None = Field(
+        None,
+        validation_alias=AliasChoices("TEXTSERVE_RAY_ADDRESS", "RAY_ADDRESS", "ray_address"),
+        description="Run fine-tunes on this Ray cluster (also read from RAY_ADDRESS).",
+    )
+    watch_interval_s: float = Field(
+        2.0, ge=0, description="How often the registry re-reads active pointers (0: never)."
+    )
+    # -- replies (/reply, /v1/chat/completions) ---------------------------------------------
+    reply_model: str = Field("reply", description="Reply model used when a request names none.")
+    reply_low_confidence: float = Field(
+        0.5, ge=0, le=1, description="Hand off to a human below this intent confidence."
+    )
+    reply_negative_sentiment: float = Field(
+        0.9, ge=0, le=1, description="Hand off when the sentiment model's P(negative) reaches this."
+    )
+    reply_sentiment_model: str = Field(
+        "sentiment", description="Classifier with a `negative` label for handoffs ('' turns off)."
+    )
+    reply_context_confidence: float = Field(
+        0.7, ge=0, le=1, description="Below this, read a message together with the last turn."
+    )
+    reply_alternatives: int = Field(3, ge=0, le=20, description="Runner-up intents returned.")
+    reply_slots: dict[str, str] = Field(
+        default_factory=dict,
+        description='Slot values for every reply, as JSON (e.g. {"website_url": "shop.example"}).',
+    )
+    conversation_max_turns: int = Field(20, ge=1, description="Turns kept per conversation.")
+    conversation_ttl_s: float = Field(
+        1800.0, gt=0, description="Turns older than this are forgotten."
+    )
+    conversation_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Memory for all kept conversations (LRU beyond)."
+    )
+    conversation_max_count: int = Field(100_000, ge=1, description="Most conversations kept.")
 
     @field_validator("providers", "models", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
-        # Env vars arrive as "A,B"; JSON lists are accepted too by pydantic-settings.
-        if isinstance(value, str) and not value.startswith("["):
+        # Env vars arrive as "A,B" or as a JSON list.
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return json.loads(value)
+        if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())
         return value

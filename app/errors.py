@@ -55,3 +55,33 @@ class InferenceFailed(TextserveError):
     """The inference session raised while running a batch."""
 
     code = "inference_failed"
+
+
+class FileNotFound(TextserveError):
+    """No uploaded data set with that id."""
+
+    code = "file_not_found"
+
+
+class JobNotFound(TextserveError):
+    """No fine-tune job with that id."""
+
+    code = "job_not_found"
+
+
+class Conflict(TextserveError):
+    """The resource is not in a state that allows the operation (cancel a finished job...)."""
+
+    code = "conflict"
+
+
+class PayloadTooLarge(TextserveError):
+    """An upload exceeds its size limit."""
+
+    code = "payload_too_large"
+
+
+class TaskNotAvailable(TextserveError):
+    """A fine-tune task this installation cannot train (yet)."""
+
+    code = "task_not_available"

@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from app import __version__
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodyLimitMiddleware, ObserveMiddleware
-from app.api.routes import classify, health, metrics, models
+from app.api.routes import admin, chat, classify, health, metrics, models, reply
 from app.config import Settings
+from app.logs import configure_logging
 from app.service import Services
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Here rather than at build time: uvicorn has set up its loggers by now, and we take over.
+        configure_logging(settings.log_level, settings.log_format)
         services.start()
         try:
             yield
@@ -42,6 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (classify.router, models.router, health.router, metrics.router):
         app.include_router(router)
+    app.include_router(reply.router)
+    app.include_router(chat.router)
+    # Files, fine-tunes, promote and rollback: admin routes, grouped for access control.
+    app.include_router(admin.router)
     # Order: the outermost middleware is added last.
     app.add_middleware(
         BodyLimitMiddleware,

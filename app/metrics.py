@@ -5,6 +5,8 @@ Each app builds its own ``CollectorRegistry`` so several apps (tests, workers) n
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -13,9 +15,13 @@ from prometheus_client import (
     Info,
     disable_created_metrics,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from app.gpu import register_gpu_metrics
 
 # `_created` series double the exposition for no dashboard use.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Latency buckets from 0.5 ms to 30 s: a single CPU inference sits at a few ms, a queued
 # request under overload at seconds.
@@ -25,6 +31,8 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 BATCH_TEXT_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256)
 BATCH_TOKEN_BUCKETS = (16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+# A fine-tune takes from tens of seconds (a few rows on CPU) to hours (a big set on a GPU).
+JOB_DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
 
 
 class Metrics:
@@ -121,6 +129,21 @@ class Metrics:
             ("model", "version", "label"),
             registry=r,
         )
+        self.handoffs = Counter(
+            "textserve_handoffs_total",
+            "Replies handed to a human agent, by reason: customer_asked_for_human, "
+            "low_confidence, negative_sentiment.",
+            ("model", "version", "reason"),
+            registry=r,
+        )
+        self.conversations = Gauge(
+            "textserve_conversations", "Conversations whose turns the service keeps.", registry=r
+        )
+        self.conversation_bytes = Gauge(
+            "textserve_conversation_memory_bytes",
+            "Estimated memory held by kept conversation turns.",
+            registry=r,
+        )
         self.model_info = Info(
             "textserve_model",
             "The active version of each model and the execution provider it runs on.",
@@ -142,3 +165,52 @@ class Metrics:
         self.ready = Gauge(
             "textserve_ready", "1 when every active model is loaded and warmed.", registry=r
         )
+        # textserve_gpu_*: utilisation, memory and temperature per device, where NVML sees one.
+        self.gpu = register_gpu_metrics(r)
+        self.finetune_jobs_finished = Counter(
+            "textserve_finetune_jobs_total",
+            "Fine-tune jobs finished by this replica, by final state.",
+            ("state",),
+            registry=r,
+        )
+        self.finetune_duration = Histogram(
+            "textserve_finetune_job_duration_seconds",
+            "Time from a fine-tune job starting to run to its end, by final state.",
+            ("state",),
+            buckets=JOB_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.training_samples_per_second = Gauge(
+            "textserve_training_samples_per_second",
+            "Training throughput of each running fine-tune job.",
+            ("job",),
+            registry=r,
+        )
+        self.training_loss = Gauge(
+            "textserve_training_loss",
+            "Current mean training loss (this epoch) of each running fine-tune job.",
+            ("job",),
+            registry=r,
+        )
+
+    def watch_job_states(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Export ``textserve_finetune_jobs{state}``, read from the job store at scrape time."""
+        # A collector rather than a Gauge: the name shares its stem with the counter
+        # textserve_finetune_jobs_total, which the client library's name check would refuse,
+        # and reading the store keeps the figure right across restarts and replicas.
+        self.registry.register(_JobStateCollector(counts))
+
+
+class _JobStateCollector(Collector):
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "textserve_finetune_jobs",
+            "Fine-tune jobs in the job store, by state (shared by replicas of one database).",
+            labels=("state",),
+        )
+        for state, n in self._counts().items():
+            family.add_metric((state,), n)
+        yield family

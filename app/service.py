@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, field
 
 from app.config import Settings
+from app.jobs.service import JobService
 from app.metrics import Metrics
 from app.registry.registry import ModelRegistry
 from app.registry.store import ModelStore
@@ -14,6 +15,8 @@ from app.runtime.batcher import BatchLimits
 from app.runtime.engine import EngineConfig
 from app.runtime.session import SessionOptions
 from app.serving.classifier import Classifier
+from app.serving.conversations import ConversationLimits, ConversationStore
+from app.serving.responder import ReplyPolicy, Responder
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,32 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
+def build_responder(
+    settings: Settings, registry: ModelRegistry, classifier: Classifier, metrics: Metrics
+) -> Responder:
+    conversations = ConversationStore(
+        ConversationLimits(
+            max_turns=settings.conversation_max_turns,
+            ttl_s=settings.conversation_ttl_s,
+            max_bytes=settings.conversation_max_bytes,
+            max_conversations=settings.conversation_max_count,
+        )
+    )
+    # Read at scrape time: the store needs no reference to the metrics.
+    metrics.conversations.set_function(lambda: conversations.size)
+    metrics.conversation_bytes.set_function(lambda: conversations.bytes)
+    policy = ReplyPolicy(
+        default_model=settings.reply_model,
+        low_confidence=settings.reply_low_confidence,
+        context_confidence=settings.reply_context_confidence,
+        negative_sentiment=settings.reply_negative_sentiment,
+        sentiment_model=settings.reply_sentiment_model or None,
+        alternatives=settings.reply_alternatives,
+        default_slots=dict(settings.reply_slots),
+    )
+    return Responder(registry, classifier, conversations, metrics, policy)
+
+
 @dataclass
 class Services:
     """Everything a request handler may need, owned by one app instance."""
@@ -43,6 +72,8 @@ class Services:
     store: ModelStore
     registry: ModelRegistry
     classifier: Classifier
+    jobs: JobService
+    responder: Responder
     draining: bool = False
     _loader: threading.Thread | None = field(default=None, repr=False)
 
@@ -58,12 +89,16 @@ class Services:
             warmup=settings.warmup,
             drain_timeout_s=settings.drain_timeout_s,
         )
-        return cls(settings, metrics, store, registry, Classifier(registry, metrics))
+        jobs = JobService.build(settings, store, registry, metrics)
+        classifier = Classifier(registry, metrics)
+        responder = build_responder(settings, registry, classifier, metrics)
+        return cls(settings, metrics, store, registry, classifier, jobs=jobs, responder=responder)
 
     def start(self) -> None:
         """Load models in the background so /healthz answers while they load."""
         self._loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
         self._loader.start()
+        self.jobs.start()
 
     def _load(self) -> None:
         state = self.registry.load_all()
@@ -71,6 +106,8 @@ class Services:
             log.info("ready: %s", ", ".join(e.ref for e in self.registry.active_engines().values()))
         else:
             log.error("not ready: %s", state.reason)
+        # Follow the store's active pointers from now on (promotions made by any replica).
+        self.registry.watch(self.settings.watch_interval_s)
 
     def wait_loaded(self, timeout_s: float | None = None) -> None:
         if self._loader is not None:
@@ -80,4 +117,5 @@ class Services:
         """Refuse new work, finish queued work within the grace period, free the sessions."""
         self.draining = True
         self.wait_loaded(self.settings.drain_timeout_s)
+        self.jobs.stop()
         self.registry.close(self.settings.drain_timeout_s)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
+from app.training.errors import BaseModelUnavailable, InvalidDataset
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,13 @@ STATUS: dict[type[errors.TextserveError], int] = {
     errors.DeadlineExceeded: 504,
     errors.ShuttingDown: 503,
     errors.InferenceFailed: 500,
+    errors.FileNotFound: 404,
+    errors.JobNotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.TaskNotAvailable: 422,
+    InvalidDataset: 422,
+    BaseModelUnavailable: 422,
 }
 RETRYABLE = {429, 503}
 
@@ -75,7 +83,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500 and status != 503:
             log.error("request %s failed: %s", getattr(request.state, "request_id", "-"), exc)
         param = "model" if isinstance(exc, errors.ModelNotFound | errors.InvalidModelName) else None
-        return error_response(request, status, exc.code, str(exc), param)
+        # Errors may name the offending field and carry details (a data set's line number).
+        param = getattr(exc, "param", None) or param
+        detail = getattr(exc, "detail", None)
+        return error_response(request, status, exc.code, str(exc), param, detail=detail)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

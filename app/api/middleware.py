@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids, HTTP metrics, body size limits.
+"""Pure ASGI middleware: request ids, HTTP metrics, access log, body size limits.
 
 Written against ASGI directly rather than ``BaseHTTPMiddleware``: that wrapper adds a task
 and a stream per request, which costs measurable CPU on a small machine.
@@ -6,7 +6,9 @@ and a stream per request, which costs measurable CPU on a small machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -14,6 +16,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
+from app.logs import access_log, log_access
 from app.metrics import Metrics
 
 Scope = MutableMapping[str, Any]
@@ -24,7 +27,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class ObserveMiddleware:
-    """Gives each request an id (``X-Request-ID`` in and out) and records its metrics."""
+    """Gives each request an id (``X-Request-ID`` in and out), records its metrics, logs it."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -40,12 +43,14 @@ class ObserveMiddleware:
             request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        response_headers: list[tuple[bytes, bytes]] = []
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_headers
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
+                response_headers = list(message["headers"])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
@@ -58,7 +63,12 @@ class ObserveMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             labels = (template, scope["method"], str(status))
             self.metrics.http_requests.labels(*labels).inc()
-            self.metrics.http_duration.labels(*labels).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.http_duration.labels(*labels).observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                log_access(
+                    access_fields(request_id, scope, template, status, elapsed, response_headers)
+                )
 
 
 class BodyLimitMiddleware:
@@ -123,6 +133,51 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+# Response headers a route sets for the access log (and the client): model, version, stage
+# times in milliseconds. Keys are the access log's field names.
+MODEL_HEADERS = {b"x-model": "model", b"x-model-version": "version"}
+TIMING_HEADERS = {
+    b"x-total-time": "total_ms",
+    b"x-queue-time": "queue_ms",
+    b"x-tokenization-time": "tokenization_ms",
+    b"x-inference-time": "inference_ms",
+}
+
+
+def model_headers(model: str, version: int) -> dict[str, str]:
+    """Headers naming the model version that answered; the access log reads them back."""
+    return {"x-model": model, "x-model-version": str(version)}
+
+
+def access_fields(
+    request_id: str,
+    scope: Scope,
+    route: str,
+    status: int,
+    elapsed_s: float,
+    response_headers: list[tuple[bytes, bytes]],
+) -> dict[str, Any]:
+    """The access log's fields for one request; timings and model only where the route set them."""
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "method": scope["method"],
+        "path": scope["path"],
+        "route": route,
+        "status": status,
+        "duration_ms": round(elapsed_s * 1000.0, 3),
+    }
+    for key, value in response_headers:
+        name = bytes(key).lower()
+        if name in MODEL_HEADERS:
+            field = MODEL_HEADERS[name]
+            text = bytes(value).decode("latin-1")
+            fields[field] = int(text) if field == "version" and text.isdigit() else text
+        elif name in TIMING_HEADERS:
+            with contextlib.suppress(ValueError):
+                fields[TIMING_HEADERS[name]] = float(value)
+    return fields
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

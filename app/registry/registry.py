@@ -57,6 +57,13 @@ class ModelRegistry:
         self._pinned: OrderedDict[tuple[str, int], InferenceEngine] = OrderedDict()
         self._pinned_cache = pinned_cache
         self._lock = threading.RLock()
+        # Serialises swaps, so the watcher and an explicit promote never load one version twice.
+        self._swap_lock = threading.Lock()
+        # name -> (version, reason) of the last pointer that failed to load; not retried until
+        # the pointer moves, so a corrupt version is not reloaded every watch interval.
+        self._failed: dict[str, tuple[int, str]] = {}
+        self._stop_watch = threading.Event()
+        self._watcher: threading.Thread | None = None
         self.state = RegistryState()
 
     # -- loading ---------------------------------------------------------------------------
@@ -77,6 +84,7 @@ class ModelRegistry:
             except Exception as exc:
                 log.error("could not load %s@%s: %s", name, version, exc)
                 failures.append(LoadFailure(name, version, str(exc)))
+                self._failed[name] = (version, str(exc))
         with self._lock:
             if not names:
                 self.state = RegistryState(False, "the model store has no models", failures)
@@ -129,9 +137,108 @@ class ModelRegistry:
 
     def activate(self, name: str, version: int) -> Manifest:
         """Load, warm and switch traffic to ``name@version``; the old engine drains in the back."""
+        with self._swap_lock:
+            return self._swap(name, version)
+
+    def _swap(self, name: str, version: int) -> Manifest:
+        # Callers hold _swap_lock.
+        active = self._active.get(name)
+        if active is not None and active.version == version:
+            return active.manifest
         engine = self._load(name, version)
         self._activate_engine(engine)
         return engine.manifest
+
+    def promote(self, name: str, version: int, *, reason: str) -> Manifest:
+        """Make ``name@version`` the active version everywhere.
+
+        A served model is loaded and warmed here first, so a version that cannot load
+        never becomes the store's pointer (which every other replica follows); then the
+        pointer moves and its history records ``reason``.
+        """
+        served = self.served_names()
+        # One lock over the swap and the pointer: the watcher must not see the new engine
+        # beside the old pointer and swap back in between.
+        with self._swap_lock:
+            if name in served:
+                self._swap(name, version)
+                self._failed.pop(name, None)
+            manifest = self.store.set_active(name, version, reason=reason)
+        self._refresh_state(served)
+        return manifest
+
+    # -- following the store ---------------------------------------------------------------
+    def sync(self, names: list[str] | None = None) -> list[str]:
+        """Bring the served models in line with the store's active pointers.
+
+        Loads and warms each pointer that moved (or a model that appeared), switches
+        traffic to it and drains the old engine. Returns the refs it switched to. A
+        version that fails to load is logged and left until the pointer moves again; the
+        engine serving before keeps serving.
+        """
+        switched: list[str] = []
+        served = self.served_names()
+        for name in names if names is not None else served:
+            if name not in served:
+                continue
+            with self._swap_lock:  # the pointer is read under the lock that moves it
+                version = self.store.active_version(name)
+                engine = self._active.get(name)
+                if version is None or (engine is not None and engine.version == version):
+                    continue
+                if self._failed.get(name, (None, ""))[0] == version:
+                    continue
+                try:
+                    self._swap(name, version)
+                except Exception as exc:
+                    log.error("could not switch %s to version %s: %s", name, version, exc)
+                    self._failed[name] = (version, str(exc))
+                    continue
+            self._failed.pop(name, None)
+            switched.append(f"{name}@{version}")
+            log.info("now serving %s@%s", name, version)
+        if switched or names is None:
+            self._refresh_state(served)
+        return switched
+
+    def _refresh_state(self, served: list[str]) -> None:
+        with self._lock:
+            if self.state.reason == "shutting down":
+                return
+            failures = []
+            for name in served:
+                if name in self._active:
+                    continue
+                failed = self._failed.get(name)
+                reason = failed[1] if failed else "no active version"
+                failures.append(LoadFailure(name, failed[0] if failed else None, reason))
+            if not served:
+                self.state = RegistryState(False, "the model store has no models", failures)
+            elif failures:
+                reason = "; ".join(f"{f.name}: {f.reason}" for f in failures)
+                self.state = RegistryState(False, reason, failures)
+            else:
+                self.state = RegistryState(True, "ok", [])
+        self._metrics.ready.set(1 if self.state.ready else 0)
+
+    def watch(self, interval_s: float) -> None:
+        """Follow the store's pointers every ``interval_s`` seconds in a background thread.
+
+        Every replica that shares the store's volume does this, so a promotion or a
+        rollback made through any of them reaches all of them.
+        """
+        if interval_s <= 0 or self._watcher is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop_watch.wait(interval_s):
+                try:
+                    self.sync()
+                except Exception:
+                    log.exception("registry watch step failed")
+
+        self._watcher = threading.Thread(target=loop, name="registry-watch", daemon=True)
+        self._watcher.start()
 
     # -- lookup ----------------------------------------------------------------------------
     def get(self, name: str, version: int | None = None) -> InferenceEngine:
@@ -166,6 +273,9 @@ class ModelRegistry:
 
     def close(self, drain_timeout_s: float) -> None:
         """Drain and free every engine (shutdown)."""
+        self._stop_watch.set()
+        if self._watcher is not None:
+            self._watcher.join(5.0)
         with self._lock:
             engines = list(self._active.values()) + list(self._pinned.values())
             self._active.clear()

@@ -13,11 +13,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from app.errors import CorruptModel, ModelNotFound
-from app.registry.manifest import MANIFEST_FILE, MODEL_FILE, Manifest, check_name
+from app.registry.manifest import MANIFEST_FILE, MODEL_FILE, Manifest, check_name, utc_now
 
 ACTIVE_FILE = "active"
+HISTORY_FILE = "history.jsonl"
 _CHUNK = 1 << 20
 
 
@@ -126,6 +128,8 @@ class ModelStore:
         if not (staging / MODEL_FILE).is_file():
             raise CorruptModel(f"cannot publish {name}: {MODEL_FILE} missing from {staging}")
         tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".publish-"))
+        # mkdtemp makes the folder private (0700); serving replicas may run as another user.
+        tmp.chmod(0o755)
         try:
             files: dict[str, str] = {}
             for src in sorted(staging.rglob("*")):
@@ -148,11 +152,55 @@ class ModelStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def set_active(self, name: str, version: int) -> Manifest:
-        """Point ``name`` at ``version`` after verifying it; the old pointer stays on failure."""
+    def set_active(self, name: str, version: int, *, reason: str = "activate") -> Manifest:
+        """Point ``name`` at ``version`` after verifying it; the old pointer stays on failure.
+
+        Each activation is appended to ``<name>/history.jsonl`` (``reason`` "rollback"
+        marks a step back), which is what ``rollback_target`` reads.
+        """
         manifest = self.verify(name, version)
-        _write_atomic(self.root / check_name(name) / ACTIVE_FILE, f"{int(version)}\n")
+        folder = self.root / check_name(name)
+        with _NameLock(folder):
+            _write_atomic(folder / ACTIVE_FILE, f"{int(version)}\n")
+            entry = {"version": int(version), "at": utc_now(), "reason": reason}
+            with (folder / HISTORY_FILE).open("a") as fh:
+                fh.write(json.dumps(entry) + "\n")
         return manifest
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """Every activation of ``name``, oldest first (unreadable lines are skipped)."""
+        path = self.root / check_name(name) / HISTORY_FILE
+        try:
+            lines = path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        entries: list[dict[str, Any]] = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a torn last line after a crash
+            if isinstance(entry, dict) and isinstance(entry.get("version"), int):
+                entries.append(entry)
+        return entries
+
+    def rollback_target(self, name: str) -> int | None:
+        """The version that was active before the current one, or None.
+
+        The history is replayed as a stack: an activation pushes its version, a rollback
+        pops one, so rolling back twice steps back twice rather than toggling.
+        """
+        stack: list[int] = []
+        for entry in self.history(name):
+            if entry.get("reason") == "rollback":
+                if stack:
+                    stack.pop()
+            elif not stack or stack[-1] != entry["version"]:
+                stack.append(entry["version"])
+        active = self.active_version(name)
+        if active is not None and (not stack or stack[-1] != active):
+            stack.append(active)  # activated before history was kept, or by hand
+        return stack[-2] if len(stack) >= 2 else None
 
     def cleanup_partial(self) -> list[Path]:
         """Remove folders left by interrupted publishes (a crash between copy and rename)."""

@@ -140,5 +140,9 @@ class InferenceEngine:
     def close(self, drain_timeout_s: float) -> bool:
         """Stop taking work, finish what is queued within the grace period, free the session."""
         drained = self._batcher.join(drain_timeout_s)
+        # Dropping the session frees its weights and arena now, not when the last stray
+        # reference to this engine goes; the batcher thread that used it has exited.
+        with self._run_lock:
+            self._session = None
         log.info("engine %s closed (drained=%s)", self.ref, drained)
         return drained

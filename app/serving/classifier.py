@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.errors import ModelNotFound
+from app.errors import ModelNotFound, ShuttingDown
 from app.metrics import Metrics
 from app.registry.registry import ModelRegistry
 from app.serving.refs import ModelRef
@@ -64,7 +64,16 @@ class Classifier:
         engine = self._registry.get(ref.name, ref.version)
         if engine.manifest.task != "classification":
             raise ModelNotFound(f"model {ref.name!r} is a {engine.manifest.task} model")
-        result = await engine.infer(texts, timeout_s)
+        try:
+            result = await engine.infer(texts, timeout_s)
+        except ShuttingDown:
+            # A hot swap may retire this engine between the lookup and the submit; the
+            # engine that replaced it takes the request. Shutdown proper fails the lookup.
+            replacement = self._registry.get(ref.name, ref.version)
+            if replacement is engine:
+                raise
+            engine = replacement
+            result = await engine.infer(texts, timeout_s)
         probs = softmax(result.outputs[0].astype(np.float64))
         labels = engine.manifest.labels
         best = probs.argmax(axis=-1)

@@ -17,7 +17,13 @@ from app.service import Services
 
 
 def settings_for(store: ModelStore, **overrides: Any) -> Settings:
-    base: dict[str, Any] = {"model_store": store.root, "max_wait_ms": 2.0}
+    base: dict[str, Any] = {
+        "model_store": store.root,
+        "max_wait_ms": 2.0,
+        # Jobs database and uploads beside the store, never in the working directory.
+        "data_dir": store.root.parent / "var",
+        "ray_address": None,
+    }
     base.update(overrides)
     return Settings(**base)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -58,7 +59,8 @@ def test_texts_keep_their_order_with_scores(tiny_store: ModelStore) -> None:
                 "/classify", json={"model": "sentiment", "text": "great", "top_k": 2}
             )
             scores = r.json()["results"][0]["scores"]
-            assert list(scores)[0] == "positive" and len(scores) == 2
+            assert next(iter(scores)) == "positive"
+            assert len(scores) == 2
 
     run(main)
 
@@ -149,7 +151,7 @@ def test_body_over_the_limit_is_413(tiny_store: ModelStore) -> None:
             assert r.status_code == 413
             assert r.json()["error"]["param"] == "body"
 
-            async def chunks():  # type: ignore[no-untyped-def]
+            async def chunks() -> AsyncIterator[bytes]:
                 for _ in range(10):
                     yield b" " * 1000
 

@@ -97,10 +97,8 @@ def test_metrics_expose_what_an_ops_dashboard_needs(tiny_store: ModelStore) -> N
                 return [(s.name, s.labels, s.value) for s in families[name].samples]
 
             reqs = samples("textserve_http_requests")
-            ok = [
-                v for n, lbl, v in reqs
-                if n.endswith("_total") and lbl == {"route": "/classify", "method": "POST", "status": "200"}
-            ]  # fmt: skip
+            classify_ok = {"route": "/classify", "method": "POST", "status": "200"}
+            ok = [v for n, lbl, v in reqs if n.endswith("_total") and lbl == classify_ok]
             assert ok == [10.0]
             assert any(lbl.get("status") == "422" for _, lbl, _ in reqs)
             for name in (

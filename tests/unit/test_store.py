@@ -44,7 +44,7 @@ def test_missing_file_is_refused(store: ModelStore) -> None:
     publish_tiny_classifier(store, seed=1)
     publish_tiny_classifier(store, seed=2, activate=False)
     (store.version_dir("sentiment", 2) / "tokenizer.json").unlink()
-    with pytest.raises(CorruptModel, match="missing file tokenizer.json"):
+    with pytest.raises(CorruptModel, match=r"missing file tokenizer\.json"):
         store.set_active("sentiment", 2)
     assert store.active_version("sentiment") == 1
 

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import ServicesDep
 from app.api.errors import InvalidInput
+from app.api.middleware import model_headers
 from app.api.schemas import ClassifyRequest, ClassifyResponse, ErrorResponse
 from app.config import Settings
 from app.serving.classifier import Timings
@@ -84,4 +85,5 @@ async def classify(body: ClassifyRequest, services: ServicesDep) -> JSONResponse
         payload.update(label=first["label"], score=first["score"], truncated=first["truncated"])
     payload["results"] = results
     # Built by hand rather than through response_model: skips a second validation pass.
-    return JSONResponse(payload, headers=timing_headers(result.timings))
+    headers = {**timing_headers(result.timings), **model_headers(result.model, result.version)}
+    return JSONResponse(payload, headers=headers)

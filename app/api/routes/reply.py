@@ -1,0 +1,82 @@
+"""POST /reply: the reply to a customer message, its intent, confidence and handoff advice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from app.api.deps import ServicesDep
+from app.api.errors import InvalidInput
+from app.api.routes.classify import ERRORS, timeout_seconds, timing_headers
+from app.api.schemas_reply import HistoryTurn, ReplyRequest, ReplyResponse, slot_strings
+from app.config import Settings
+from app.serving.conversations import Turn
+from app.serving.refs import ModelRef
+from app.serving.responder import Reply
+
+router = APIRouter(tags=["inference"])
+
+
+def check_message(settings: Settings, text: str, field: str) -> None:
+    """The customer's message: not blank, not longer than ``max_text_chars``."""
+    if not text.strip():
+        raise InvalidInput(field, "text is empty")
+    if len(text) > settings.max_text_chars:
+        raise InvalidInput(
+            field, f"text has {len(text)} characters; the limit is {settings.max_text_chars}"
+        )
+
+
+def check_history(settings: Settings, history: list[HistoryTurn], field: str) -> list[Turn]:
+    for i, turn in enumerate(history):
+        if len(turn.content) > settings.max_text_chars:
+            raise InvalidInput(
+                f"{field}.{i}.content",
+                f"text has {len(turn.content)} characters; the limit is {settings.max_text_chars}",
+            )
+    return [Turn(t.role, t.content) for t in history]
+
+
+def reply_view(reply: Reply) -> dict[str, Any]:
+    """The fields /reply and the chat extension share."""
+    sentiment = reply.sentiment
+    return {
+        "intent": reply.intent,
+        "confidence": reply.confidence,
+        "handoff": reply.handoff,
+        "handoff_reason": reply.handoff_reason,
+        "missing_slots": reply.missing_slots,
+        "alternatives": [{"intent": a.intent, "score": a.score} for a in reply.alternatives],
+        "sentiment": None
+        if sentiment is None
+        else {"label": sentiment.label, "score": sentiment.score, "model": sentiment.model},
+        "context_used": reply.context_used,
+    }
+
+
+@router.post("/reply", response_model=ReplyResponse, responses=ERRORS)
+async def reply(body: ReplyRequest, services: ServicesDep) -> JSONResponse:
+    """Answer a customer message with a vetted reply, and say whether a human should take over."""
+    settings = services.settings
+    check_message(settings, body.message, "message")
+    history = None if body.history is None else check_history(settings, body.history, "history")
+    result = await services.responder.reply(
+        body.message,
+        model=ModelRef.parse(body.model) if body.model else None,
+        history=history,
+        conversation_id=body.conversation_id,
+        slots=slot_strings(body.slots),
+        timeout_s=timeout_seconds(settings, body.timeout_ms),
+    )
+    payload = {
+        "reply": result.reply,
+        **reply_view(result),
+        "template": result.template,
+        "conversation_id": result.conversation_id,
+        "model": result.model,
+        "version": result.version,
+    }
+    # Built by hand rather than through response_model: skips a second validation pass.
+    return JSONResponse(payload, headers=timing_headers(result.timings))

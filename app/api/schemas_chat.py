@@ -1,0 +1,135 @@
+"""OpenAI chat-completions wire types, as far as a response-selection model can honour them.
+
+Requests accept every OpenAI field (unknown ones are ignored, so existing clients work);
+sampling knobs (`temperature`, `max_tokens`, ...) do not apply to vetted replies. Answers
+carry textserve's view of the message in the extension field ``textserve``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.api.schemas_reply import HandoffReason, IntentScore, SentimentView, Slots, check_slots
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "\n".join(p.text for p in self.content)
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
+class ChatExtension(BaseModel):
+    """Request extension: ``{"textserve": {"slots": {...}}}`` (``extra_body`` in the client)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slots: Slots | None = None
+
+    @field_validator("slots", mode="before")
+    @classmethod
+    def _small_slots(cls, value: object) -> object:
+        return check_slots(value)
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    model: str = Field(description="A reply model as `name` or `name@version`.")
+    messages: list[ChatMessage] = Field(min_length=1, max_length=200)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = Field(None, max_length=256, description="Accepted; logged nowhere.")
+    n: int | None = Field(1, description="Only 1 is supported.")
+    textserve: ChatExtension | None = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, value: int | None) -> int | None:
+        if value not in (None, 1):
+            raise ValueError("only n=1 is supported: a vetted reply has no alternative samples")
+        return value
+
+
+class ChatExtensionView(BaseModel):
+    """Response extension ``textserve``: what the model made of the last user message."""
+
+    intent: str
+    confidence: float
+    handoff: bool
+    handoff_reason: HandoffReason | None
+    missing_slots: list[str]
+    alternatives: list[IntentScore]
+    sentiment: SentimentView | None
+    context_used: bool
+    version: int
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Literal["stop"] = "stop"
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    """The non-streaming answer (``object: chat.completion``)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    system_fingerprint: str = Field(description="`name@version` of the model that answered.")
+    choices: list[Choice]
+    usage: Usage
+    textserve: ChatExtensionView
+
+
+def chunk(
+    base: dict[str, Any],
+    delta: dict[str, Any] | None,
+    finish_reason: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` event body; ``delta=None`` makes the usage-only chunk."""
+    choices = (
+        []
+        if delta is None
+        else [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]
+    )
+    return {**base, "object": "chat.completion.chunk", "choices": choices, **extra}

@@ -1,0 +1,211 @@
+"""The ``textserve`` command line: ``serve`` the models, ``bootstrap`` the default ones.
+
+Heavy imports (uvicorn and the app for ``serve``, torch via the training package for
+``bootstrap``) happen inside the commands, so ``textserve serve`` never loads torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from app.config import Settings
+from app.errors import TextserveError
+
+cli = typer.Typer(
+    help="Serve text models on ONNX Runtime, and build them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (env TEXTSERVE_HOST).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port to bind (env TEXTSERVE_PORT).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve every model with an active version over HTTP."""
+    import uvicorn
+
+    from app.main import create_app
+
+    overrides: dict[str, Any] = {
+        key: value for key, value in (("host", host), ("port", port)) if value is not None
+    }
+    settings = Settings(**overrides)
+    grace = math.ceil(settings.drain_timeout_s)
+    # Uvicorn drains, then re-raises SIGTERM with the handler it found: a drained stop exits 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=grace,
+        )
+        return
+    # Worker processes build their own app, so the overrides must reach them via the env.
+    os.environ.update({f"TEXTSERVE_{key.upper()}": str(value) for key, value in overrides.items()})
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=grace,
+    )
+
+
+@cli.command()
+def bootstrap(
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild models that already have an active version.")
+    ] = False,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Build only this model; repeatable.")
+    ] = None,
+    recipes: Annotated[
+        Path | None, typer.Option(help="Recipes folder (default: <model store>/_recipes).")
+    ] = None,
+) -> None:
+    """Build the default models from their recipes, where no version is active yet."""
+    from rich.logging import RichHandler
+
+    from app.registry.store import ModelStore
+    from app.training.bootstrap import run_bootstrap
+    from app.training.progress import RichProgress
+
+    settings = Settings()
+    console = Console(stderr=True)
+    # The progress display says what happens; the logs only need to say what went wrong.
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+    )
+    store = ModelStore(settings.model_store)
+    started = time.perf_counter()
+    try:
+        with RichProgress(console) as progress:
+            manifests = run_bootstrap(
+                store,
+                recipes or settings.model_store / "_recipes",
+                force=force,
+                names=model,
+                progress=progress,
+            )
+    except TextserveError as exc:
+        console.print(f"[red]bootstrap failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    elapsed = time.perf_counter() - started
+    built = ", ".join(f"{m.name}@{m.version}" for m in manifests) or "nothing to build"
+    console.print(f"bootstrap: {built} ({elapsed:.0f} s)")
+
+
+@cli.command()
+def finetune(
+    data: Annotated[Path, typer.Option(help="Training data: CSV, TSV or JSON lines.")],
+    model: Annotated[str, typer.Option(help="Model name to publish under.")],
+    text_column: Annotated[
+        str | None, typer.Option(help="Text column, by name or 1-based position [inferred].")
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Label column, by name or 1-based position [inferred].")
+    ] = None,
+    validation: Annotated[
+        Path | None, typer.Option(help="Validation data [default: 10 % held out, stratified].")
+    ] = None,
+    base_model: Annotated[
+        str, typer.Option(help="'packaged', a local folder or a hub id.")
+    ] = "packaged",
+    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    learning_rate: Annotated[float, typer.Option(min=0.0)] = 5e-5,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    max_length: Annotated[int, typer.Option(min=8, max=512)] = 128,
+    seed: Annotated[int, typer.Option(min=0)] = 13,
+    promote: Annotated[
+        str, typer.Option(help="never | if_better | always (compared on the validation rows).")
+    ] = "if_better",
+) -> None:
+    """Fine-tune a classifier on a local file, publish it, and promote it by the rule."""
+    from app.jobs.inline import read_dataset, run_inline
+    from app.jobs.spec import WorkerEvent
+    from app.registry.store import ModelStore
+    from app.training.finetune import Hyperparameters, TrainProgress
+    from app.training.progress import RichProgress
+
+    console = Console(stderr=True)
+    if promote not in ("never", "if_better", "always"):
+        raise typer.BadParameter("use never, if_better or always", param_hint="--promote")
+    settings = Settings()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        hp = Hyperparameters(
+            epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+            max_length=max_length, seed=seed,
+        )  # fmt: skip
+        train = read_dataset(data, text_column, label_column)
+        console.print(
+            f"{data.name}: {len(train.examples)} rows, text {train.text_column!r}, "
+            f"label {train.label_column!r}, {len(train.label_counts)} labels"
+        )
+        for problem in train.problems:
+            console.print(f"[yellow]{problem.kind}[/yellow]: {problem.message}")
+        valid = None
+        if validation is not None:
+            valid = read_dataset(validation, text_column, label_column)
+        started = time.perf_counter()
+        with RichProgress(console) as progress:
+            progress.model_started(
+                model, train_rows=len(train.examples), eval_rows=len(valid.examples) if valid else 0
+            )
+
+            def emit(event: WorkerEvent) -> None:
+                if event.type == "stage":
+                    progress.model_stage(model, event.message)
+                elif event.type == "progress":
+                    progress.model_progress(model, TrainProgress(**event.data))
+
+            outcome = run_inline(
+                ModelStore(settings.model_store),
+                model=model,
+                train=train,
+                validation=valid,
+                base_model=base_model,
+                hp=hp,
+                promote=promote,  # type: ignore[arg-type]
+                emit=emit,
+            )
+            progress.model_stage(model, f"published v{outcome.version}")
+    except (TextserveError, ValueError) as exc:
+        console.print(f"[red]finetune failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    scores = outcome.result["metrics"].get("eval") or {}
+    accuracy = f", validation accuracy {scores['accuracy']:.3f}" if scores else ""
+    verdict = "promoted" if outcome.decision.promote else "not promoted"
+    console.print(
+        f"{model}@{outcome.version} published{accuracy}; {verdict}: {outcome.decision.reason} "
+        f"({time.perf_counter() - started:.0f} s)"
+    )
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def main() -> None:
+    """Entry point of the ``textserve`` script."""
+    cli()

@@ -1,0 +1,162 @@
+"""Server-kept conversation context: the last turns per conversation id, bounded three ways;
+and what makes a message a follow-up that needs that context.
+
+* turns per conversation (``max_turns``): older turns fall off the front;
+* age (``ttl_s``): turns older than this are forgotten, and so is a conversation with none left;
+* memory (``max_bytes`` over all conversations, plus ``max_conversations``): the least
+  recently active conversations are evicted first.
+
+One lock guards everything; each operation is O(1) amortised (expired and evicted entries
+are removed from the front of an LRU-ordered dict), so the lock is held for microseconds.
+Memory is an estimate: UTF-8 bytes of the texts plus a fixed overhead per turn and per
+conversation, which is what makes the bound meaningful without measuring Python objects.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["user", "assistant", "system"]
+
+# English cues that a short message continues the previous one: it opens with a connective
+# or points back with a pronoun. Such a message is read joined to the previous customer turn.
+FOLLOW_UP_CUE = re.compile(
+    r"^\W*(and|also|but|so|then|what about|how about|plus)\b"
+    r"|\b(that|it|its|it's|this|those|these|them)\b",
+    re.IGNORECASE,
+)
+FOLLOW_UP_MAX_WORDS = 8
+
+# Rough Python object costs (a Turn, its deque slot; a conversation's dict entry and deque).
+TURN_OVERHEAD_BYTES = 120
+CONVERSATION_OVERHEAD_BYTES = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: Role
+    content: str
+    at: float = 0.0  # clock time the turn was recorded; 0 for turns a client sent
+
+    @property
+    def size(self) -> int:
+        return len(self.content.encode("utf-8")) + TURN_OVERHEAD_BYTES
+
+
+@dataclass(frozen=True)
+class ConversationLimits:
+    max_turns: int = 20
+    ttl_s: float = 1800.0
+    max_bytes: int = 64 * 1024 * 1024
+    max_conversations: int = 100_000
+
+
+@dataclass
+class _Conversation:
+    turns: deque[Turn] = field(default_factory=deque)
+    size: int = CONVERSATION_OVERHEAD_BYTES
+    last_at: float = 0.0
+
+
+class ConversationStore:
+    """Thread-safe memory of recent turns, keyed by the caller's conversation id."""
+
+    def __init__(
+        self, limits: ConversationLimits, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._lock = threading.Lock()
+        # Least recently active first: expiry and eviction both pop from the front.
+        self._items: OrderedDict[str, _Conversation] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def size(self) -> int:
+        """Conversations held."""
+        return len(self._items)
+
+    @property
+    def bytes(self) -> int:
+        """Estimated memory held by all conversations."""
+        return self._bytes
+
+    def turns(self, conversation_id: str) -> list[Turn]:
+        """The conversation's unexpired turns, oldest first (empty if unknown)."""
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            conversation = self._items.get(conversation_id)
+            if conversation is None:
+                return []
+            self._trim_age(conversation, now)
+            return list(conversation.turns)
+
+    def append(self, conversation_id: str, *turns: Turn) -> None:
+        """Record turns (stamped now) and enforce every bound."""
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            conversation = self._items.get(conversation_id)
+            if conversation is None:
+                conversation = self._items[conversation_id] = _Conversation()
+                self._bytes += conversation.size
+            self._items.move_to_end(conversation_id)
+            conversation.last_at = now
+            for turn in turns:
+                stamped = Turn(turn.role, turn.content, now)
+                conversation.turns.append(stamped)
+                conversation.size += stamped.size
+                self._bytes += stamped.size
+            while len(conversation.turns) > self.limits.max_turns:
+                self._drop_oldest_turn(conversation)
+            # One conversation alone over the budget keeps only what fits of its newest turns.
+            while conversation.turns and conversation.size > self.limits.max_bytes:
+                self._drop_oldest_turn(conversation)
+            if not conversation.turns:
+                self._remove(conversation_id)
+            while self._items and (
+                self._bytes > self.limits.max_bytes
+                or len(self._items) > self.limits.max_conversations
+            ):
+                self._remove(next(iter(self._items)))
+
+    def forget(self, conversation_id: str) -> None:
+        with self._lock:
+            if conversation_id in self._items:
+                self._remove(conversation_id)
+
+    # -- under the lock ------------------------------------------------------------------
+    def _expire(self, now: float) -> None:
+        cutoff = now - self.limits.ttl_s
+        while self._items:
+            oldest_id, oldest = next(iter(self._items.items()))
+            if oldest.last_at > cutoff:
+                break
+            self._remove(oldest_id)
+
+    def _trim_age(self, conversation: _Conversation, now: float) -> None:
+        cutoff = now - self.limits.ttl_s
+        while conversation.turns and conversation.turns[0].at <= cutoff:
+            self._drop_oldest_turn(conversation)
+
+    def _drop_oldest_turn(self, conversation: _Conversation) -> None:
+        turn = conversation.turns.popleft()
+        conversation.size -= turn.size
+        self._bytes -= turn.size
+
+    def _remove(self, conversation_id: str) -> None:
+        conversation = self._items.pop(conversation_id)
+        self._bytes -= conversation.size
+
+
+def is_follow_up(message: str) -> bool:
+    """A short message that leans on what came before ("and how long will that take?")."""
+    words = message.split()
+    return 0 < len(words) <= FOLLOW_UP_MAX_WORDS and FOLLOW_UP_CUE.search(message) is not None

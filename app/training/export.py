@@ -1,0 +1,205 @@
+"""Export a trained classifier to ONNX + ``tokenizer.json``, and prove the export is faithful."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+from app.registry.manifest import MODEL_FILE
+from app.training.errors import ParityError
+
+if TYPE_CHECKING:
+    import torch
+
+    from app.training.finetune import TrainedClassifier
+
+TOKENIZER_FILE = "tokenizer.json"
+OPSET = 17
+OUTPUT_NAME = "logits"
+# Written by ``save_pretrained`` depending on the tokenizer class and transformers version;
+# kept so a version folder can also be reopened with ``AutoTokenizer.from_pretrained``.
+_TOKENIZER_EXTRAS = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+_EXPORT_SAMPLE = ("a short text", "a somewhat longer text, so that the sample batch has padding")
+
+
+class ParityReport(TypedDict):
+    max_abs_diff: float
+    argmax_agree: bool
+    rows: int
+    tolerance: float
+
+
+def export_onnx(trained: TrainedClassifier, out_dir: Path) -> list[str]:
+    """Write ``model.onnx`` (opset 17, dynamic batch and sequence axes) and the tokenizer files.
+
+    Returns the ONNX input names, in order: ``input_ids``, ``attention_mask`` and, only when
+    the model takes it, ``token_type_ids``. The output is ``logits`` of shape (batch, labels).
+    """
+    import onnx
+    import torch
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = list(trained.input_names)
+    sample = trained.encode(_EXPORT_SAMPLE)
+    # The wrapper must be in eval mode itself: export restores the wrapper's own mode on
+    # exit, which would otherwise switch the wrapped model back to training (dropout on).
+    wrapper = _logits_module(trained.model, names).eval()
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes[OUTPUT_NAME] = {0: "batch"}
+    path = out_dir / MODEL_FILE
+    with warnings.catch_warnings(), torch.no_grad():
+        # Expected while tracing a transformer: the TorchScript exporter is deprecated (the
+        # dynamo one is not yet dependable for these models), and the tracer notes Python
+        # branches on shapes, which are constant for a given model configuration.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message=".*aten::index operator of advanced indexing")
+        torch.onnx.export(
+            wrapper,
+            tuple(sample[name] for name in names),
+            str(path),
+            input_names=names,
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    trained.model.eval()
+    onnx.checker.check_model(str(path))
+    save_tokenizer(trained, out_dir)
+    return names
+
+
+def _logits_module(model: torch.nn.Module, names: list[str]) -> torch.nn.Module:
+    import torch
+
+    class LogitsOnly(torch.nn.Module):
+        """Positional inputs in ``names`` order in, bare logits out: what ONNX wants."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            logits: torch.Tensor = self.model(**dict(zip(names, inputs, strict=True))).logits
+            return logits
+
+    return LogitsOnly()
+
+
+def save_tokenizer(trained: TrainedClassifier, out_dir: Path) -> None:
+    """Write ``tokenizer.json`` (truncating at ``max_length``, unpadded) and its companions."""
+    from tokenizers import Tokenizer
+
+    with tempfile.TemporaryDirectory(prefix="textserve-tok-") as tmp:
+        trained.tokenizer.save_pretrained(tmp)
+        for name in _TOKENIZER_EXTRAS:
+            if (Path(tmp) / name).is_file():
+                shutil.copyfile(Path(tmp) / name, out_dir / name)
+    # The Rust tokenizer carries truncation and padding state, changed by every transformers
+    # call (and the packaged file pads everything to 128). Serving pads each batch itself,
+    # so the saved file states exactly: truncate at max_length, no padding.
+    backend = Tokenizer.from_str(trained.tokenizer.backend_tokenizer.to_str())
+    backend.no_padding()
+    backend.enable_truncation(trained.max_length)
+    backend.save(str(out_dir / TOKENIZER_FILE))
+
+
+def check_parity(
+    trained: TrainedClassifier,
+    onnx_path: Path,
+    texts: Sequence[str],
+    tolerance: float = 1e-3,
+) -> ParityReport:
+    """Compare torch logits with ONNX Runtime (CPU) logits on ``texts``.
+
+    The ONNX side is fed the way serving feeds it: ``tokenizer.json`` next to ``onnx_path``,
+    right padding with the pad id and zero token types, so a bad tokenizer file fails here
+    too. Raises ``ParityError`` if the largest absolute difference exceeds ``tolerance`` or
+    any row's arg-max differs.
+    """
+    import torch
+
+    if not texts:
+        raise ValueError("parity needs at least one text")
+    with torch.no_grad():
+        expected = trained.model(**trained.encode(texts)).logits.float().cpu().numpy()
+    session = _cpu_session(onnx_path)
+    feeds = _serving_feeds(
+        onnx_path.with_name(TOKENIZER_FILE),
+        texts,
+        max_length=trained.max_length,
+        pad_id=int(trained.tokenizer.pad_token_id),
+        input_names=[i.name for i in session.get_inputs()],
+    )
+    got = np.asarray(session.run([OUTPUT_NAME], feeds)[0], dtype=np.float32)
+    if got.shape != expected.shape:
+        raise ParityError(f"ONNX logits have shape {got.shape}, torch {expected.shape}")
+    report: ParityReport = {
+        "max_abs_diff": float(np.abs(got - expected).max()),
+        "argmax_agree": bool((got.argmax(axis=1) == expected.argmax(axis=1)).all()),
+        "rows": len(texts),
+        "tolerance": tolerance,
+    }
+    # Written as "not <=" so that a NaN difference fails too.
+    if not report["max_abs_diff"] <= tolerance or not report["argmax_agree"]:
+        raise ParityError(f"ONNX export does not match the trained model: {report}")
+    return report
+
+
+def _cpu_session(onnx_path: Path) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: the optimizer's notes are not actionable here
+    return ort.InferenceSession(
+        str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+def _serving_feeds(
+    tokenizer_path: Path,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    pad_id: int,
+    input_names: list[str],
+) -> dict[str, npt.NDArray[np.int64]]:
+    from tokenizers import Tokenizer
+
+    if not tokenizer_path.is_file():
+        raise ParityError(f"no {TOKENIZER_FILE} next to the ONNX model at {tokenizer_path}")
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length)
+    rows = [e.ids for e in tokenizer.encode_batch(list(texts))]
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    return {name: feeds[name] for name in input_names}
+
+
+def quantize_dynamic_int8(onnx_path: Path, out_path: Path) -> Path:
+    """Write a copy of ``onnx_path`` with int8 weights (dynamic quantization) to ``out_path``.
+
+    About 4x smaller and usually faster on CPU; accuracy must be checked by the caller, as
+    quantized logits differ from the float ones by far more than the parity tolerance.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    quantize_dynamic(onnx_path, out_path, weight_type=QuantType.QInt8)
+    return out_path

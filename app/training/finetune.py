@@ -1,0 +1,198 @@
+"""Fine-tune an encoder with a classification head: a plain, seeded torch loop."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.training.base_model import load_classifier, model_input_names
+from app.training.data import Example, check_labels
+from app.training.errors import InvalidDataset, TrainingCancelled
+
+if TYPE_CHECKING:
+    import torch
+
+# Clipping keeps the first steps (fresh, random head) from knocking the encoder off course.
+MAX_GRAD_NORM = 1.0
+
+
+class Hyperparameters(BaseModel):
+    """Knobs of one fine-tune; unknown keys are refused so a typo in a recipe is not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(4, ge=1, le=100, description="Passes over the training set.")
+    learning_rate: float = Field(5e-5, gt=0, le=1, description="Peak AdamW learning rate.")
+    batch_size: int = Field(16, ge=1, le=1024, description="Examples per optimizer step.")
+    max_length: int = Field(128, ge=8, le=512, description="Tokens kept per text.")
+    seed: int = Field(13, ge=0, le=2**32 - 1, description="Seeds head init and shuffling.")
+    warmup_ratio: float = Field(0.1, ge=0, le=1, description="Share of steps warming up.")
+    weight_decay: float = Field(0.01, ge=0, le=1, description="AdamW decoupled weight decay.")
+
+
+@dataclass(frozen=True, slots=True)
+class TrainProgress:
+    """Where a fine-tune stands after ``step`` optimizer steps."""
+
+    step: int
+    total_steps: int
+    epoch: int  # 1-based
+    loss: float  # mean training loss over the current epoch so far
+    samples_per_second: float
+    eta_seconds: float
+
+
+@dataclass
+class TrainedClassifier:
+    """A fine-tuned model (in eval mode) with what is needed to feed it."""
+
+    model: torch.nn.Module
+    tokenizer: Any  # a transformers fast tokenizer
+    labels: list[str]
+    max_length: int
+    input_names: list[str]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenize ``texts`` into one right-padded batch on the model's device."""
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        device = self.device
+        return {name: batch[name].to(device) for name in self.input_names}
+
+
+def train_classifier(
+    base_model: str,
+    train: list[Example],
+    labels: list[str],
+    hp: Hyperparameters,
+    on_progress: Callable[[TrainProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainedClassifier:
+    """Fine-tune ``base_model`` on ``train`` to predict ``labels`` (index order = logit order).
+
+    ``should_stop`` is polled before every step; when it returns true ``TrainingCancelled``
+    is raised. Runs on CUDA with autocast when available, else on the CPU in float32.
+    """
+    import torch
+    from torch.nn import functional
+
+    if not train:
+        raise InvalidDataset("no training examples")
+    check_labels(train, labels)
+    _seed_everything(hp.seed)
+    # Seeded before loading: the classification head is initialised randomly in there.
+    model, tokenizer = load_classifier(base_model, labels)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    trained = TrainedClassifier(
+        model=model,
+        tokenizer=tokenizer,
+        labels=list(labels),
+        max_length=hp.max_length,
+        input_names=model_input_names(model, tokenizer),
+    )
+
+    index = {label: i for i, label in enumerate(labels)}
+    texts = [e.text for e in train]
+    targets = torch.tensor([index[e.label] for e in train], dtype=torch.long)
+    steps_per_epoch = math.ceil(len(train) / hp.batch_size)
+    total_steps = steps_per_epoch * hp.epochs
+    warmup_steps = round(total_steps * hp.warmup_ratio)
+
+    # The fused kernel updates every parameter in one pass; for MiniLM on CPU it cuts the
+    # optimizer step from about 40% of a training step to under 10%.
+    optimizer = torch.optim.AdamW(
+        _parameter_groups(model, hp.weight_decay),
+        lr=hp.learning_rate,
+        fused=device.type in ("cpu", "cuda"),
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: _linear_schedule(step, warmup_steps, total_steps)
+    )
+    use_amp = device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    # Only float16 needs loss scaling; bfloat16 has float32's range.
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    generator = torch.Generator().manual_seed(hp.seed)
+
+    model.train()
+    step, seen = 0, 0
+    start = time.perf_counter()
+    for epoch in range(1, hp.epochs + 1):
+        order = torch.randperm(len(train), generator=generator)
+        epoch_loss = 0.0
+        for epoch_steps, first in enumerate(range(0, len(train), hp.batch_size), start=1):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled(f"training stopped at step {step} of {total_steps}")
+            rows = order[first : first + hp.batch_size]
+            batch = trained.encode([texts[i] for i in rows.tolist()])
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = model(**batch).logits
+            loss = functional.cross_entropy(logits.float(), targets[rows].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            torch.autograd.backward(scaler.scale(loss))
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+
+            step += 1
+            seen += len(rows)
+            epoch_loss += float(loss.item())
+            if on_progress is not None:
+                elapsed = max(time.perf_counter() - start, 1e-9)
+                on_progress(
+                    TrainProgress(
+                        step=step,
+                        total_steps=total_steps,
+                        epoch=epoch,
+                        loss=epoch_loss / epoch_steps,
+                        samples_per_second=seen / elapsed,
+                        eta_seconds=elapsed / step * (total_steps - step),
+                    )
+                )
+    model.eval()
+    return trained
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def _linear_schedule(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate factor: linear warm-up to 1, then linear decay to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # Decaying biases and LayerNorm gains only shrinks them towards zero for no benefit:
+    # the usual BERT recipe exempts them, i.e. every parameter with fewer than 2 dimensions.
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]

@@ -1,0 +1,118 @@
+"""Train, evaluate, export, check and publish one classifier: the whole way to a model version."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app.registry.manifest import MODEL_FILE, Manifest, check_name
+from app.registry.store import ModelStore
+from app.training.data import Example, check_labels
+from app.training.errors import TrainingCancelled
+from app.training.evaluate import classification_metrics, predict_logits
+from app.training.export import check_parity, export_onnx
+from app.training.finetune import Hyperparameters, TrainProgress, train_classifier
+
+log = logging.getLogger(__name__)
+
+# Enough rows to catch a broken export, few enough to cost well under a second.
+PARITY_ROWS = 64
+
+
+def build_classifier(
+    store: ModelStore,
+    *,
+    name: str,
+    labels: list[str],
+    train: list[Example],
+    eval: list[Example],
+    base_model: str,
+    hp: Hyperparameters,
+    recipe: dict[str, Any],
+    on_progress: Callable[[TrainProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    activate: bool = True,
+) -> Manifest:
+    """Fine-tune, evaluate on ``eval``, export to ONNX, check parity, publish (and activate).
+
+    ``on_stage`` hears "training", "evaluating", "exporting", "checking parity" and
+    "publishing". ``should_stop`` is polled between training steps and between stages;
+    a stop raises ``TrainingCancelled`` and leaves the store untouched. Returns the
+    published manifest, with its version number and file checksums.
+    """
+    check_name(name)  # fail before minutes of training, not at publish time
+    check_labels([*train, *eval], labels)
+    stage = on_stage or (lambda _stage: None)
+    last: list[TrainProgress] = []
+
+    def progress(p: TrainProgress) -> None:
+        last[:] = [p]
+        if on_progress is not None:
+            on_progress(p)
+
+    stage("training")
+    started = time.perf_counter()
+    trained = train_classifier(base_model, train, labels, hp, progress, should_stop)
+    metrics: dict[str, Any] = {
+        "train_rows": len(train),
+        "eval_rows": len(eval),
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "train_loss": last[0].loss if last else None,
+    }
+    if eval:
+        _check_stop(should_stop)
+        stage("evaluating")
+        index = {label: i for i, label in enumerate(labels)}
+        logits = predict_logits(trained, [e.text for e in eval])
+        metrics["eval"] = classification_metrics(
+            [index[e.label] for e in eval], logits.argmax(axis=1).tolist(), labels
+        )
+    else:
+        log.warning("%s: no evaluation rows; the manifest carries no eval metrics", name)
+
+    with tempfile.TemporaryDirectory(prefix=f"textserve-build-{name}-") as tmp:
+        staging = Path(tmp)
+        _check_stop(should_stop)
+        stage("exporting")
+        inputs = export_onnx(trained, staging)
+        stage("checking parity")
+        parity = check_parity(trained, staging / MODEL_FILE, _parity_texts(eval or train))
+        _check_stop(should_stop)
+        stage("publishing")
+        manifest = store.publish(
+            staging,
+            Manifest(
+                name=name,
+                task="classification",
+                labels=list(labels),
+                base_model=base_model,
+                max_seq_length=hp.max_length,
+                inputs=inputs,
+                pad_token_id=int(trained.tokenizer.pad_token_id),
+                metrics=metrics,
+                recipe=recipe,
+                parity=dict(parity),
+            ),
+        )
+    if activate:
+        store.set_active(name, manifest.version)
+    log.info("published %s@%d (active: %s)", name, manifest.version, activate)
+    return manifest
+
+
+def _parity_texts(examples: list[Example]) -> list[str]:
+    texts = [e.text for e in examples[: PARITY_ROWS - 1]]
+    # One row longer than any max_length (512 tokens), so that truncation is compared too.
+    joined = " ".join(texts)
+    texts.append(" ".join([joined] * (1 + 4096 // max(1, len(joined)))))
+    return texts
+
+
+def _check_stop(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise TrainingCancelled("stopped before the model was published")

@@ -1,0 +1,1 @@
+"""Load and accuracy benchmarks: standalone scripts (``python bench/classify.py``)."""

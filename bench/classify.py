@@ -1,0 +1,469 @@
+"""Throughput and latency of ``POST /classify`` against the in-process ONNX Runtime limit.
+
+One run, same texts, same thread settings:
+
+(a) the limit: ``InferenceEngine.run_direct`` (tokenization included) on batches of 32
+    length-sorted texts; for reference also batches in arrival order and one text at a time;
+(b) the server, started here as a subprocess, under closed-loop load of single-text requests
+    at each concurrency (wrk when on PATH, else asyncio + httpx);
+(c) the server with client-batched requests (``texts`` of 32).
+
+Prints a table and writes every figure to JSON. A benchmark, not a test: nothing is asserted
+about timings.
+
+    python bench/classify.py --data ../shared/data/sst2/dev.tsv
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from app.config import Settings
+from app.metrics import Metrics
+from app.registry.store import ModelStore
+from app.runtime.engine import InferenceEngine
+from app.runtime.tokenizer import TextTokenizer
+from app.service import engine_config
+from bench.common import (
+    ROOT,
+    background_cores,
+    latency_summary,
+    load_texts,
+    machine_cpu,
+    machine_info,
+    round_floats,
+    tree_cpu_s,
+    write_json,
+)
+from bench.loadgen import LoadResult, choose_client, run_load
+from bench.server import ServerProcess, store_env, wait_idle
+
+BATCH = 32
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", type=Path, required=True, help=".tsv/.csv/.jsonl/.txt of texts")
+    p.add_argument("--text-column", help="column name or 0-based index (default: detected)")
+    p.add_argument("--model", default="sentiment")
+    p.add_argument("--store", type=Path, default=Path("models"), help="model store root")
+    p.add_argument("--n", type=int, default=2000, help="texts for the in-process runs (cycled)")
+    p.add_argument("--single-n", type=int, default=300, help="texts for the one-at-a-time run")
+    p.add_argument(
+        "--direct-max-s", type=float, default=20.0, help="time cap of each in-process run"
+    )
+    p.add_argument("--duration", type=float, default=15.0, help="seconds of load per level")
+    p.add_argument("--warmup", type=float, default=2.0, help="unrecorded load before each level")
+    p.add_argument("--concurrency", default="1,32,64", help="single-text request concurrencies")
+    p.add_argument(
+        "--batch-concurrency", default="4", help="concurrencies of 32-text requests ('' skips)"
+    )
+    p.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
+    p.add_argument("--server-cmd", choices=("auto", "cli", "uvicorn"), default="auto")
+    p.add_argument("--intra-op-threads", type=int, help="TEXTSERVE_INTRA_OP_THREADS")
+    p.add_argument("--max-batch-size", type=int, help="TEXTSERVE_MAX_BATCH_SIZE")
+    p.add_argument("--max-wait-ms", type=float, help="TEXTSERVE_MAX_WAIT_MS")
+    p.add_argument("--skip-direct", action="store_true")
+    p.add_argument("--skip-server", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "classify.json")
+    return p.parse_args(argv)
+
+
+def _ints(csv: str) -> list[int]:
+    return [int(x) for x in csv.split(",") if x.strip()]
+
+
+def settings_env(args: argparse.Namespace) -> dict[str, str]:
+    """The ``TEXTSERVE_*`` variables that both the in-process engine and the server read."""
+    env = store_env(args.store, args.model)
+    for flag, var in (
+        ("intra_op_threads", "TEXTSERVE_INTRA_OP_THREADS"),
+        ("max_batch_size", "TEXTSERVE_MAX_BATCH_SIZE"),
+        ("max_wait_ms", "TEXTSERVE_MAX_WAIT_MS"),
+    ):
+        if getattr(args, flag) is not None:
+            env[var] = str(getattr(args, flag))
+    return env
+
+
+# -- (a) in-process limit ----------------------------------------------------------------
+def _time_batches(
+    engine: InferenceEngine, batches: list[list[str]], max_s: float
+) -> dict[str, float]:
+    engine.run_direct(batches[0])  # this shape's first run is not timed
+    texts = runs = 0
+    busy0, _ = machine_cpu()
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    for batch in batches:
+        engine.run_direct(batch)
+        texts += len(batch)
+        runs += 1
+        if time.perf_counter() - t0 > max_s:
+            break
+    seconds = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    busy = machine_cpu()[0] - busy0
+    return {
+        "texts": texts,
+        "batches": runs,
+        "seconds": seconds,
+        "texts_per_s": texts / seconds,
+        "ms_per_batch": seconds * 1000 / runs,
+        "cores": cpu / seconds,
+        "other_cores": max(0.0, (busy - cpu) / seconds),
+    }
+
+
+def _padding(batches: list[list[int]]) -> dict[str, float]:
+    real = sum(sum(b) for b in batches)
+    padded = sum(len(b) * max(b) for b in batches)
+    return {"real_tokens": real, "padded_tokens": padded, "pad_efficiency": real / padded}
+
+
+def run_direct(
+    settings: Settings, model: str, texts: list[str], args: argparse.Namespace
+) -> dict[str, Any]:
+    store = ModelStore(settings.model_store)
+    version = store.active_version(model)
+    if version is None:
+        raise SystemExit(f"{model!r} has no active version in {settings.model_store}")
+    manifest = store.verify(model, version)
+    folder = store.version_dir(model, version)
+    engine = InferenceEngine(folder, manifest, engine_config(settings), Metrics())
+    try:
+        engine.warmup()
+        lengths = _token_lengths(engine, texts)
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        sorted_idx = [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
+        # Batches are formed in length order but run in random order, so a run cut short by
+        # --direct-max-s still samples every length.
+        random.Random(args.seed).shuffle(sorted_idx)
+        arrival_idx = [
+            list(range(i, min(i + BATCH, len(texts)))) for i in range(0, len(texts), BATCH)
+        ]
+        single_idx = [[i] for i in range(min(args.single_n, len(texts)))]
+        runs: dict[str, Any] = {}
+        for name, idx in (
+            ("sorted_32", sorted_idx),
+            ("arrival_32", arrival_idx),
+            ("single", single_idx),
+        ):
+            batches = [[texts[i] for i in b] for b in idx]
+            run = _time_batches(engine, batches, args.direct_max_s)
+            run.update(_padding([[lengths[i] for i in b] for b in idx[: int(run["batches"])]]))
+            runs[name] = run
+        return {
+            "model": {
+                "name": model,
+                "version": version,
+                "labels": manifest.labels,
+                "inputs": manifest.inputs,
+                "max_seq_length": manifest.max_seq_length,
+                "provider": engine.provider,
+                "folder": str(folder),
+            },
+            "mean_tokens": sum(lengths) / len(lengths),
+            "runs": runs,
+        }
+    finally:
+        engine.close(1.0)
+
+
+def _token_lengths(engine: InferenceEngine, texts: list[str]) -> list[int]:
+    manifest = engine.manifest
+    tokenizer = TextTokenizer(
+        engine.folder / manifest.tokenizer_file, manifest.max_seq_length, manifest.pad_token_id
+    )
+    return [len(e.ids) for e in tokenizer.encode(texts)]
+
+
+# -- (b), (c) the server ---------------------------------------------------------------------
+def scrape_metrics(client: httpx.Client, url: str) -> dict[str, float]:
+    """Every sample of /metrics, summed over label sets, by sample name."""
+    totals: dict[str, float] = defaultdict(float)
+    for line in client.get(f"{url}/metrics").text.splitlines():
+        if line and not line.startswith("#"):
+            name_labels, _, value = line.rpartition(" ")
+            totals[name_labels.split("{", 1)[0]] += float(value)
+    return totals
+
+
+def _batcher_stats(
+    before: dict[str, float], after: dict[str, float], elapsed: float
+) -> dict[str, float]:
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    runs = delta("textserve_batch_size_texts_count")
+    queued = delta("textserve_queue_wait_seconds_count")
+    return {
+        "model_runs": runs,
+        "mean_batch_texts": delta("textserve_batch_size_texts_sum") / runs if runs else 0.0,
+        "mean_batch_padded_tokens": delta("textserve_batch_size_tokens_sum") / runs
+        if runs
+        else 0.0,
+        "mean_run_ms": delta("textserve_inference_seconds_sum") * 1000 / runs if runs else 0.0,
+        "mean_queue_wait_ms": delta("textserve_queue_wait_seconds_sum") * 1000 / queued
+        if queued
+        else 0.0,
+        # Share of wall time ONNX Runtime was running: below 1, the model waited on the rest.
+        "model_busy": delta("textserve_inference_seconds_sum") / elapsed,
+        "rejections": delta("textserve_rejections_total"),
+    }
+
+
+def check_answers(client: httpx.Client, url: str, model: str, labels: list[str]) -> None:
+    """Refuse to time a server that answers wrongly (an error path is fast, not a result)."""
+    for body, n in (({"text": "a fine film"}, 1), ({"texts": ["good", "bad"] * 16}, 32)):
+        r = client.post(f"{url}/classify", json={"model": model, **body})
+        if r.status_code != 200:
+            raise SystemExit(f"/classify answered {r.status_code}: {r.text[:500]}")
+        results = r.json()["results"]
+        if len(results) != n or any(x["label"] not in labels for x in results):
+            raise SystemExit(f"/classify answered an unexpected body: {r.text[:500]}")
+
+
+def _level(
+    server: ServerProcess,
+    client: str,
+    bodies: list[bytes],
+    concurrency: int,
+    texts_per_request: int,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    wait_idle(server.url)  # what the last level left queued must not run into this one
+    with httpx.Client(timeout=30.0) as http:
+        if args.warmup > 0:
+            run_load(client, server.url, bodies, concurrency, args.warmup)
+        before = scrape_metrics(http, server.url)
+        server_cpu0 = tree_cpu_s(server.pid)
+        busy0, _ = machine_cpu()
+        own0 = time.process_time()
+        result: LoadResult = run_load(client, server.url, bodies, concurrency, args.duration)
+        own = time.process_time() - own0
+        busy = machine_cpu()[0] - busy0
+        server_cpu = tree_cpu_s(server.pid) - server_cpu0
+        after = scrape_metrics(http, server.url)
+    elapsed = result.elapsed_s
+    client_cpu = result.client_cpu_s + (own if result.client == "wrk" else 0.0)
+    return {
+        "kind": "single" if texts_per_request == 1 else f"batched_{texts_per_request}",
+        "concurrency": concurrency,
+        "texts_per_request": texts_per_request,
+        "client": result.client,
+        "elapsed_s": elapsed,
+        "requests_ok": result.ok,
+        "requests_per_s": result.ok / elapsed,
+        "texts_per_s": result.ok * texts_per_request / elapsed,
+        "errors": result.errors,
+        "latency_ms": latency_summary(result.latencies_s),
+        "served_ms": result.served_ms,
+        "batcher": _batcher_stats(before, after, elapsed),
+        "cpu_cores": {
+            "server": server_cpu / elapsed,
+            "client": client_cpu / elapsed,
+            "other": max(0.0, (busy - server_cpu - client_cpu) / elapsed),
+        },
+        "latencies_ms": [round(x * 1000, 3) for x in result.latencies_s],
+    }
+
+
+def run_server(
+    args: argparse.Namespace, env: dict[str, str], texts: list[str], labels: list[str]
+) -> dict[str, Any]:
+    client = choose_client(args.client)
+    single = [json.dumps({"model": args.model, "text": t}).encode() for t in texts]
+    cycled = itertools.islice(itertools.cycle(texts), -(-len(texts) // BATCH) * BATCH)
+    flat = list(cycled)
+    batched = [
+        json.dumps({"model": args.model, "texts": flat[i : i + BATCH]}).encode()
+        for i in range(0, len(flat), BATCH)
+    ]
+    levels: list[dict[str, Any]] = []
+    with ServerProcess(env, how=args.server_cmd) as server:
+        with httpx.Client(timeout=30.0) as http:
+            check_answers(http, server.url, args.model, labels)
+        for c in _ints(args.concurrency):
+            levels.append(_level(server, client, single, c, 1, args))
+            _progress(levels[-1])
+        for c in _ints(args.batch_concurrency):
+            levels.append(_level(server, client, batched, c, BATCH, args))
+            _progress(levels[-1])
+        command = (
+            server.command
+            if server.command[1] != "-c"
+            else [*server.command[:2], "<uvicorn fallback>"]
+        )
+    return {"client": client, "command": command, "levels": levels}
+
+
+def _progress(level: dict[str, Any]) -> None:
+    lat = level["latency_ms"]
+    print(
+        f"  {level['kind']:>10} c={level['concurrency']:<3} {level['texts_per_s']:8.1f} texts/s"
+        f"  p50 {lat.get('p50', float('nan')):7.1f} ms  p99 {lat.get('p99', float('nan')):7.1f} ms",
+        file=sys.stderr,
+    )
+
+
+# -- report ----------------------------------------------------------------------------------
+def render(report: dict[str, Any], console: Console) -> None:
+    m = report["machine"]
+    s = report["settings"]
+    console.print(
+        f"[bold]textserve /classify benchmark[/]  {m['usable_cores']} cores ({m['cpu_model']}), "
+        f"onnxruntime {m['onnxruntime']}, provider {report.get('model', {}).get('provider', '?')}, "
+        f"intra_op_threads={s['intra_op_threads']}, max_batch_size={s['max_batch_size']}, "
+        f"max_wait_ms={s['max_wait_ms']}"
+    )
+    console.print(
+        f"data {report['data']['path']}: {report['data']['unique_texts']} texts, "
+        f"mean {report['data'].get('mean_tokens', float('nan')):.1f} tokens"
+    )
+    direct = report.get("direct")
+    limit = report.get("limit_texts_per_s")
+    if direct:
+        t = Table(title="(a) in-process ONNX Runtime, tokenization included")
+        for col in ("run", "texts", "texts/s", "ms/batch", "pad eff", "cores", "other cores"):
+            t.add_column(col, justify="right")
+        for name, r in direct["runs"].items():
+            t.add_row(
+                name,
+                str(r["texts"]),
+                f"{r['texts_per_s']:.1f}",
+                f"{r['ms_per_batch']:.2f}",
+                f"{r['pad_efficiency']:.2f}",
+                f"{r['cores']:.2f}",
+                f"{r['other_cores']:.2f}",
+            )
+        console.print(t)
+    server = report.get("server")
+    if server:
+        t = Table(title=f"(b, c) server POST /classify, load from {server['client']}")
+        for col in (
+            "requests",
+            "conc",
+            "texts/s",
+            "x limit",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "batch",
+            "model busy",
+            "errors",
+            "server cores",
+            "client cores",
+            "other cores",
+        ):
+            t.add_column(col, justify="right")
+        for lv in server["levels"]:
+            lat, b, cpu = lv["latency_ms"], lv["batcher"], lv["cpu_cores"]
+            ratio = f"{lv['texts_per_s'] / limit:.2f}" if limit else "-"
+            errors = sum(lv["errors"].values())
+            t.add_row(
+                lv["kind"],
+                str(lv["concurrency"]),
+                f"{lv['texts_per_s']:.1f}",
+                ratio,
+                f"{lat.get('p50', float('nan')):.1f}",
+                f"{lat.get('p90', float('nan')):.1f}",
+                f"{lat.get('p99', float('nan')):.1f}",
+                f"{b['mean_batch_texts']:.1f}",
+                f"{b['model_busy']:.0%}",
+                str(errors) if errors else "0",
+                f"{cpu['server']:.2f}",
+                f"{cpu['client']:.2f}",
+                f"{cpu['other']:.2f}",
+            )
+        console.print(t)
+        noisy = [lv for lv in server["levels"] if lv["cpu_cores"]["other"] > 0.25]
+        if noisy or any(r["other_cores"] > 0.25 for r in (direct or {}).get("runs", {}).values()):
+            console.print(
+                "[yellow]warning[/]: other processes used CPU during the run; rerun on a quiet "
+                "machine before trusting these figures"
+            )
+        console.print(
+            "x limit: server texts/s over (a) sorted_32. batch: mean texts per model run. "
+            "model busy: share of wall time inside ONNX Runtime. other cores: CPU used by "
+            "processes that are neither the server nor the load generator (noise)."
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    console = Console()
+    if not console.is_terminal:  # captured output: do not squeeze the table into 80 columns
+        console.width = 160
+    env = settings_env(args)
+    os.environ.update(env)  # the in-process engine reads the same settings as the server
+    settings = Settings()
+    unique = load_texts(args.data, args.text_column)
+    if not unique:
+        raise SystemExit(f"no texts in {args.data}")
+    texts = list(itertools.islice(itertools.cycle(unique), max(args.n, 1)))
+    background = background_cores()
+    if background > 0.2:
+        console.print(
+            f"[yellow]warning[/]: {background:.2f} cores busy before the run started; "
+            "the figures will be noisy (see the 'other cores' columns)"
+        )
+    report: dict[str, Any] = {
+        "machine": {**machine_info(), "background_cores_at_start": background},
+        "settings": {
+            "intra_op_threads": settings.intra_op_threads,
+            "inter_op_threads": settings.inter_op_threads,
+            "max_batch_size": settings.max_batch_size,
+            "max_batch_tokens": settings.max_batch_tokens,
+            "max_wait_ms": settings.max_wait_ms,
+            "providers": list(settings.providers),
+            "env": env,
+            "args": {k: str(v) for k, v in vars(args).items()},
+        },
+        "data": {"path": str(args.data), "unique_texts": len(unique), "n": len(texts)},
+    }
+    labels: list[str] = []
+    if not args.skip_direct:
+        print("in-process runs...", file=sys.stderr)
+        direct = run_direct(settings, args.model, texts, args)
+        report["model"] = direct.pop("model")
+        report["data"]["mean_tokens"] = direct.pop("mean_tokens")
+        report["direct"] = direct
+        report["limit_texts_per_s"] = direct["runs"]["sorted_32"]["texts_per_s"]
+        labels = report["model"]["labels"]
+    else:
+        store = ModelStore(settings.model_store)
+        version = store.active_version(args.model)
+        if version is None:
+            raise SystemExit(f"{args.model!r} has no active version in {settings.model_store}")
+        labels = store.read_manifest(args.model, version).labels
+    if not args.skip_server:
+        print("server runs...", file=sys.stderr)
+        report["server"] = run_server(args, env, unique, labels)
+        limit = report.get("limit_texts_per_s")
+        if limit:
+            for lv in report["server"]["levels"]:
+                lv["ratio_to_limit"] = lv["texts_per_s"] / limit
+    render(report, console)
+    write_json(args.out, round_floats(report))
+    console.print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Closed-loop load against POST /classify: a fixed number of concurrent connections, each
+sending its next request as soon as the last one is answered, for a fixed duration.
+
+``wrk`` (C, one thread) is preferred when it is on PATH because it leaves the server's cores
+nearly alone; an asyncio + httpx client is the fallback. Both report the same fields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+WRK_SCRIPT = Path(__file__).with_name("wrk_classify.lua")
+TIMING_HEADERS = {
+    "total": "x-total-time",
+    "queue": "x-queue-time",
+    "tokenize": "x-tokenization-time",
+    "inference": "x-inference-time",
+}
+
+
+@dataclass
+class LoadResult:
+    """What one load run measured; latencies are of successful (200) requests only."""
+
+    client: str
+    concurrency: int
+    elapsed_s: float
+    ok: int
+    latencies_s: list[float]
+    errors: dict[str, int]
+    client_cpu_s: float
+    # Means of the service's own timing headers over successful requests, in ms.
+    served_ms: dict[str, float] = field(default_factory=dict)
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def choose_client(wanted: str) -> str:
+    if wanted == "auto":
+        return "wrk" if wrk_available() else "httpx"
+    if wanted == "wrk" and not wrk_available():
+        raise SystemExit("wrk is not on PATH (Debian/Ubuntu: apt-get install -y wrk)")
+    return wanted
+
+
+def run_load(
+    client: str, url: str, bodies: list[bytes], concurrency: int, duration_s: float
+) -> LoadResult:
+    if client == "wrk":
+        return run_wrk(url, bodies, concurrency, duration_s)
+    return run_httpx(url, bodies, concurrency, duration_s)
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_wrk(
+    url: str, bodies: list[bytes], concurrency: int, duration_s: float, threads: int = 1
+) -> LoadResult:
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
+        bodies_path = Path(tmp) / "bodies.jsonl"
+        bodies_path.write_bytes(b"\n".join(bodies) + b"\n")
+        out_path = Path(tmp) / "out.json"
+        command = [
+            "wrk",
+            f"-t{min(threads, concurrency)}",
+            f"-c{concurrency}",
+            f"-d{max(1, round(duration_s))}s",
+            "--timeout",
+            "60s",
+            "-s",
+            str(WRK_SCRIPT),
+            url,
+            "--",
+            str(bodies_path),
+            str(out_path),
+        ]
+        cpu0 = _children_cpu_s()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        cpu = _children_cpu_s() - cpu0
+        if done.returncode != 0 or not out_path.is_file():
+            raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        report = json.loads(out_path.read_text())
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    served: Counter[str] = Counter()
+    for thread in report["threads"]:
+        latencies.extend(v / 1e6 for v in thread["latencies_us"])
+        statuses.update({k: int(v) for k, v in thread["statuses"].items()})
+        served.update(thread["served_ms"])
+    errors = {k: int(v) for k, v in statuses.items() if k != "200"}
+    errors.update({k: int(v) for k, v in report["errors"].items() if v and k != "status"})
+    n = served.pop("n", 0)
+    return LoadResult(
+        client="wrk",
+        concurrency=concurrency,
+        elapsed_s=report["duration_us"] / 1e6,
+        ok=statuses.get("200", 0),
+        latencies_s=latencies,
+        errors=errors,
+        client_cpu_s=cpu,
+        served_ms={k: v / n for k, v in served.items()} if n else {},
+    )
+
+
+def run_httpx(url: str, bodies: list[bytes], concurrency: int, duration_s: float) -> LoadResult:
+    cpu0 = time.process_time()
+    try:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            result = runner.run(_httpx_load(url, bodies, concurrency, duration_s))
+    except ImportError:
+        result = asyncio.run(_httpx_load(url, bodies, concurrency, duration_s))
+    result.client_cpu_s = time.process_time() - cpu0
+    return result
+
+
+async def _httpx_load(
+    url: str, bodies: list[bytes], concurrency: int, duration_s: float
+) -> LoadResult:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    served: dict[str, float] = dict.fromkeys(TIMING_HEADERS, 0.0)
+    cursor = itertools.count()
+    headers = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as client:
+        start = time.perf_counter()
+        end = start + duration_s
+
+        async def worker() -> None:
+            while time.perf_counter() < end:
+                body = bodies[next(cursor) % len(bodies)]
+                t0 = time.perf_counter()
+                try:
+                    response = await client.post("/classify", content=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    statuses[type(exc).__name__] += 1
+                    continue
+                t1 = time.perf_counter()
+                statuses[str(response.status_code)] += 1
+                if response.status_code == 200:
+                    latencies.append(t1 - t0)
+                    for key, name in TIMING_HEADERS.items():
+                        served[key] += float(response.headers.get(name, 0.0))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    ok = statuses.pop("200", 0)
+    return LoadResult(
+        client="httpx",
+        concurrency=concurrency,
+        elapsed_s=elapsed,
+        ok=ok,
+        latencies_s=latencies,
+        errors=dict(statuses),
+        client_cpu_s=0.0,
+        served_ms={k: v / ok for k, v in served.items()} if ok else {},
+    )

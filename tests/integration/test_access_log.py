@@ -1,0 +1,82 @@
+"""One structured access-log line per request, through the real app."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from app.logs import ACCESS_LOGGER, JsonFormatter, TextFormatter, configure_logging
+from app.registry.store import ModelStore
+from tests.integration.conftest import run, running, settings_for
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    fmt = JsonFormatter()
+    return [json.loads(fmt.format(r)) for r in caplog.records if r.name == ACCESS_LOGGER]
+
+
+def test_each_request_logs_one_json_line_with_id_route_model_and_timings(
+    tiny_store: ModelStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        async with running(settings_for(tiny_store)) as (client, _):
+            caplog.clear()
+            r = await client.post(
+                "/classify",
+                json={"task": "sentiment", "text": "great"},
+                headers={"X-Request-ID": "req-123"},
+            )
+            assert r.headers["x-request-id"] == "req-123"
+            assert (r.headers["x-model"], r.headers["x-model-version"]) == ("sentiment", "1")
+            r2 = await client.get("/v1/models/nope")
+            assert r2.status_code == 404
+            r3 = await client.get("/no/such/path")
+            assert r3.status_code == 404
+
+            lines = access_lines(caplog)
+            assert len(lines) == 3
+            ok, missing, unmatched = lines
+            assert ok["request_id"] == "req-123"
+            assert (ok["method"], ok["route"], ok["path"], ok["status"]) == (
+                "POST", "/classify", "/classify", 200
+            )  # fmt: skip
+            assert (ok["model"], ok["version"]) == ("sentiment", 1)
+            assert ok["level"] == "info"
+            assert ok["logger"] == ACCESS_LOGGER
+            assert ok["msg"].startswith("POST /classify 200 ")
+            for key in ("duration_ms", "total_ms", "queue_ms", "tokenization_ms", "inference_ms"):
+                assert isinstance(ok[key], float), key
+                assert ok[key] >= 0, key
+            # An id is made up when the client sends none, and returned to it.
+            assert missing["request_id"] == r2.headers["x-request-id"]
+            assert len(str(missing["request_id"])) == 32
+            assert (missing["route"], missing["status"]) == ("/v1/models/{name}", 404)
+            assert "model" not in missing
+            assert "total_ms" not in missing
+            assert (unmatched["route"], unmatched["path"]) == ("unmatched", "/no/such/path")
+
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        run(main)
+
+
+def test_text_format_and_configure_is_idempotent() -> None:
+    root = logging.getLogger()
+    level = root.level
+    try:
+        configure_logging("info", "text")
+        configure_logging("warning", "json")
+        ours = [h for h in root.handlers if h.get_name() == "textserve"]
+        assert len(ours) == 1
+        assert isinstance(ours[0].formatter, JsonFormatter)
+        assert root.level == logging.WARNING
+        assert logging.getLogger("uvicorn.access").disabled
+        record = logging.makeLogRecord(
+            {"name": ACCESS_LOGGER, "msg": "GET /healthz 200 0.2 ms", "request_id": "abc"}
+        )
+        line = TextFormatter().format(record)
+        assert line.endswith("textserve.access: GET /healthz 200 0.2 ms request_id=abc")
+    finally:
+        root.setLevel(level)
