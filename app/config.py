@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(20_000, ge=1, description="Most characters in one text.")
     max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest request body (413 above).")
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 429 and 503.")
+    max_inflight_requests: int = Field(
+        256, ge=0, description="Requests served at once before 503 (0: no cap; probes exempt)."
+    )
     drain_timeout_s: float = Field(30.0, ge=0, description="Grace period to finish queued work.")
     warmup: bool = Field(True, description="Run a warm-up batch before /readyz turns 200.")
     log_level: str = Field("info", description="Log level.")
@@ -97,6 +100,30 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1024, description="Memory for all kept conversations (LRU beyond)."
     )
     conversation_max_count: int = Field(100_000, ge=1, description="Most conversations kept.")
+    # -- security (app/security) -------------------------------------------------------------
+    api_keys_file: Path | None = Field(
+        None, description="File of API keys, one `name:scopes:secret` a line (see SECURITY.md)."
+    )
+    api_keys: SecretStr | None = Field(
+        None, description="API keys inline, `name:scopes:secret` entries separated by `;`."
+    )
+    require_api_keys: bool = Field(
+        False, description="Refuse to start without API keys (otherwise: open, with a warning)."
+    )
+    metrics_require_key: bool = Field(
+        False, description="/metrics needs a key with the `metrics` scope (otherwise open)."
+    )
+    rate_limit_requests: dict[str, float] = Field(
+        default_factory=lambda: {"infer": 100.0, "admin": 10.0, "metrics": 5.0},
+        description="Requests per second per key and scope, as JSON (0 or absent: no limit).",
+    )
+    rate_limit_texts: dict[str, float] = Field(
+        default_factory=lambda: {"infer": 2000.0},
+        description="Texts per second per key and scope, as JSON (0 or absent: no limit).",
+    )
+    rate_limit_burst_s: float = Field(
+        2.0, gt=0, description="Bucket size, in seconds of the rate: the burst a key may send."
+    )
 
     @field_validator("providers", "models", mode="before")
     @classmethod

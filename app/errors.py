@@ -85,3 +85,30 @@ class TaskNotAvailable(TextserveError):
     """A fine-tune task this installation cannot train (yet)."""
 
     code = "task_not_available"
+
+
+class Unauthorized(TextserveError):
+    """No API key, or one that matches no configured key."""
+
+    code = "unauthorized"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # RFC 6750: tell the client which scheme to use.
+        return {"WWW-Authenticate": 'Bearer realm="textserve"'}
+
+
+class Forbidden(TextserveError):
+    """A valid API key without the scope the route needs."""
+
+    code = "forbidden"
+
+
+class RateLimited(TextserveError):
+    """The key has used up its requests or texts per second; ``headers`` say when to retry."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = headers

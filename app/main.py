@@ -6,14 +6,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import __version__
+from app.api.admission import AdmissionMiddleware
+from app.api.auth import AUTH_ERRORS, require_scope
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodyLimitMiddleware, ObserveMiddleware
 from app.api.routes import admin, chat, classify, health, metrics, models, reply
 from app.config import Settings
 from app.logs import configure_logging
+from app.security import Guard
 from app.service import Services
 
 log = logging.getLogger(__name__)
@@ -22,12 +25,15 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service. Nothing is read from the environment after this call."""
     settings = settings or Settings()
+    # First: a service told to require keys must not build anything without them.
+    guard = Guard.build(settings)
     services = Services.build(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Here rather than at build time: uvicorn has set up its loggers by now, and we take over.
         configure_logging(settings.log_level, settings.log_format)
+        guard.announce()
         services.start()
         try:
             yield
@@ -42,19 +48,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.guard = guard
     install_error_handlers(app)
-    for router in (classify.router, models.router, health.router, metrics.router):
-        app.include_router(router)
-    app.include_router(reply.router)
-    app.include_router(chat.router)
+    # Access control in one place: each router's scope (API keys; see app/security).
+    infer = [Depends(require_scope("infer"))]
+    app.include_router(health.router)  # probes stay open: kubelets carry no keys
+    app.include_router(
+        metrics.router,
+        dependencies=[Depends(require_scope("metrics"))] if settings.metrics_require_key else [],
+        responses=AUTH_ERRORS if settings.metrics_require_key else None,
+    )
+    for router in (classify.router, reply.router, chat.router):
+        app.include_router(router, dependencies=infer, responses=AUTH_ERRORS)
+    # Reading the model list is for any caller; changing it (model_admin) is for admins.
+    app.include_router(
+        models.router,
+        dependencies=[Depends(require_scope("infer", "admin"))],
+        responses=AUTH_ERRORS,
+    )
     # Files, fine-tunes, promote and rollback: admin routes, grouped for access control.
-    app.include_router(admin.router)
+    app.include_router(
+        admin.router, dependencies=[Depends(require_scope("admin"))], responses=AUTH_ERRORS
+    )
     # Order: the outermost middleware is added last.
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         metrics=services.metrics,
         exempt=("/v1/files",),
+    )
+    # Inside ObserveMiddleware, so refusals are counted and logged with a request id.
+    app.add_middleware(
+        AdmissionMiddleware,
+        max_inflight=settings.max_inflight_requests,
+        retry_after_s=settings.retry_after_s,
+        metrics=services.metrics,
     )
     app.add_middleware(ObserveMiddleware, metrics=services.metrics)
     return app

@@ -29,6 +29,9 @@ STATUS: dict[type[errors.TextserveError], int] = {
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
     errors.TaskNotAvailable: 422,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.RateLimited: 429,
     InvalidDataset: 422,
     BaseModelUnavailable: 422,
 }
@@ -86,7 +89,9 @@ def install_error_handlers(app: FastAPI) -> None:
         # Errors may name the offending field and carry details (a data set's line number).
         param = getattr(exc, "param", None) or param
         detail = getattr(exc, "detail", None)
-        return error_response(request, status, exc.code, str(exc), param, detail=detail)
+        # Errors may carry headers: WWW-Authenticate on 401, X-RateLimit-* and Retry-After on 429.
+        headers = getattr(exc, "headers", None)
+        return error_response(request, status, exc.code, str(exc), param, headers, detail)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

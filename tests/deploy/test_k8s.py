@@ -31,7 +31,7 @@ K8S_VERSIONS = ("1.30.0", "1.37.0")
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "RayCluster"}
 ADAPTER_VALUES = K8S / "addons" / "prometheus-adapter" / "values.yaml"
 # Settings that another part of the service is adding; listed here until app/config.py has them.
-PENDING_SETTINGS = {"TEXTSERVE_API_KEYS_FILE"}
+PENDING_SETTINGS: set[str] = set()
 
 
 @cache

@@ -14,8 +14,8 @@ from app.registry.bank import DEFAULT_CUSTOMER_SLOTS, placeholders
 from app.registry.manifest import Manifest
 from app.registry.store import ModelStore
 from app.training.bootstrap import run_bootstrap
-from app.training.errors import InvalidDataset
-from app.training.finetune import TrainProgress
+from app.training.errors import InvalidDataset, TrainingCancelled
+from app.training.finetune import Hyperparameters, TrainProgress
 from app.training.recipes import load_recipe
 from app.training.reply.data import (
     from_knowledge_base,
@@ -25,6 +25,7 @@ from app.training.reply.data import (
 )
 from app.training.reply.evaluate import reply_metrics
 from app.training.reply.ood import out_of_scope_logit
+from app.training.reply.pipeline import build_reply_model
 from app.training.reply.recipe import ReplyRecipe
 from app.training.reply.rows import read_rows, rows_from_upload
 from tests.support.tiny_reply_model import publish_tiny_reply_model
@@ -210,3 +211,20 @@ def test_bootstrap_builds_the_reply_recipe_once(
     ]
     assert run_bootstrap(store, recipes, progress=heard) == []
     assert heard.events[-1][:2] == ("skipped", "reply")
+
+
+def test_a_stop_request_cancels_before_anything_is_published(tmp_path: Path) -> None:
+    rows = [{"utterance": f"hello number {i}", "intent": "greet"} for i in range(4)] + [
+        {"utterance": f"goodbye number {i}", "intent": "bye"} for i in range(4)
+    ]
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(TrainingCancelled):
+        build_reply_model(
+            store,
+            name="tiny",
+            rows=rows,
+            templates={"greet": ["Hello!"], "bye": ["Goodbye {{customer_name}}."]},
+            hp=Hyperparameters(epochs=1, batch_size=4, max_length=8),
+            should_stop=lambda: True,
+        )
+    assert store.names() == []
