@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     )
     intra_op_threads: int = Field(0, ge=0, description="ORT intra-op threads (0: one per core).")
     inter_op_threads: int = Field(1, ge=0, description="ORT inter-op threads.")
+    ort_spinning: bool = Field(
+        False, description="Let idle ORT threads busy-wait (lower latency on dedicated cores)."
+    )
     max_batch_size: int = Field(32, ge=1, description="Most texts in one ORT run.")
     max_batch_tokens: int = Field(8192, ge=16, description="Most padded tokens in one ORT run.")
     max_wait_ms: float = Field(2.0, ge=0, description="Longest a batch waits to fill up.")

@@ -27,6 +27,7 @@ def engine_config(settings: Settings) -> EngineConfig:
             providers=settings.providers,
             intra_op_threads=settings.intra_op_threads,
             inter_op_threads=settings.inter_op_threads,
+            allow_spinning=settings.ort_spinning,
         ),
         limits=BatchLimits(
             max_batch_size=settings.max_batch_size,

@@ -169,6 +169,7 @@ class DynamicBatcher:
 
     # -- worker side -----------------------------------------------------------------------
     _abort = False
+    _last_batch = 0
 
     def _worker(self) -> None:
         pool: list[_Row] = []
@@ -184,7 +185,10 @@ class DynamicBatcher:
             self._drop_dead(pool)
             if not pool:
                 continue
-            if len(pool) < self.limits.max_batch_size and not self._closed:
+            # Waiting to fill a batch only pays under load: a lone caller (the last run held
+            # one row) goes straight to the model instead of idling for max_wait.
+            under_load = self._last_batch > 1 or len(pool) > 1
+            if under_load and len(pool) < self.limits.max_batch_size and not self._closed:
                 wait_left = pool[0].job.enqueued + self.limits.max_wait_s - time.monotonic()
                 if wait_left > 0:
                     with self._cond:
@@ -201,6 +205,7 @@ class DynamicBatcher:
         try:
             encoded = self._tokenize(texts)
         except Exception as exc:  # a tokenizer bug must not kill the worker
+            self._release(len(texts))  # before answering, so a retry finds the room
             for job in jobs:
                 self._fail(job, InferenceFailed(f"tokenization failed: {exc}"))
             return
@@ -222,15 +227,31 @@ class DynamicBatcher:
             return
         pool[:] = [r for r in pool if r.job not in dead]
         for job in dead:
+            self._release(job.remaining)
+            job.remaining = 0
             if not job.abandoned and not job.finished:
                 self._obs.rejected("deadline")
                 self._fail(job, DeadlineExceeded("deadline passed while queued"))
-            self._release(job.remaining)
-            job.remaining = 0
 
     def _select(self, pool: list[_Row]) -> list[_Row]:
         """Anchor on the oldest row; add the rows nearest in length within the limits."""
         limits = self.limits
+        anchor_job = pool[0].job
+        own = [i for i, r in enumerate(pool) if r.job is anchor_job]
+        if len(own) >= limits.max_batch_size:
+            # A request that fills a batch by itself runs alone: mixing it with others would
+            # spread its rows over several runs and multiply its latency.
+            own.sort(key=lambda i: pool[i].length)
+            picked_own: list[int] = []
+            for i in own[: limits.max_batch_size]:
+                width = pool[i].length
+                if picked_own and width * (len(picked_own) + 1) > limits.max_batch_tokens:
+                    break
+                picked_own.append(i)
+            taken = set(picked_own)
+            batch = [pool[i] for i in picked_own]
+            pool[:] = [r for i, r in enumerate(pool) if i not in taken]
+            return batch
         order = sorted(range(len(pool)), key=lambda i: pool[i].length)
         lengths = [pool[i].length for i in order]
         anchor = order.index(0)
@@ -281,6 +302,7 @@ class DynamicBatcher:
                 self._fail(job, InferenceFailed(f"model run failed: {type(exc).__name__}: {exc}"))
             return
         seconds = time.perf_counter() - t0
+        self._last_batch = len(batch)
         self._obs.batch(len(batch), len(batch) * max(r.length for r in batch), seconds)
         touched: dict[_Job, None] = {}
         for i, row in enumerate(batch):

@@ -234,3 +234,43 @@ def test_shutdown_past_grace_period_answers_what_is_left() -> None:
         assert any(isinstance(o, ShuttingDown) for o in outcomes)
 
     asyncio.run(main())
+
+
+def test_tokenizer_failure_frees_the_queue() -> None:
+    def broken_tokenize(texts: list[str]) -> list[Encoded]:
+        if "bad" in texts:
+            raise ValueError("cannot tokenize")
+        return word_tokenize(texts)
+
+    limits = BatchLimits(max_queue_texts=4, max_wait_s=0)
+    batcher = DynamicBatcher(broken_tokenize, RecordingRunner(), limits)
+
+    async def main() -> None:
+        for _ in range(3):
+            with pytest.raises(InferenceFailed, match="tokenization failed"):
+                await batcher.submit(["bad", "x", "y"], 5)
+        assert batcher.queued_texts == 0
+        assert (await batcher.submit(["a", "b", "c", "d"], 5)).outputs[0].shape == (4, 3)
+
+    asyncio.run(main())
+    batcher.join(5)
+
+
+def test_a_request_that_fills_a_batch_runs_alone() -> None:
+    gate = threading.Event()
+    runner = RecordingRunner(gate)
+    batcher = DynamicBatcher(word_tokenize, runner, BatchLimits(max_batch_size=4, max_wait_s=0))
+
+    async def main() -> None:
+        blocker = asyncio.create_task(batcher.submit(["x"], 10))
+        await asyncio.sleep(0.05)
+        big = asyncio.create_task(batcher.submit(["a b", "a b c", "a", "a b c d"], 10))
+        await asyncio.sleep(0.01)
+        small = asyncio.create_task(batcher.submit(["a b", "a"], 10))
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.gather(blocker, big, small)
+
+    asyncio.run(main())
+    batcher.join(5)
+    assert [sorted(b) for b in runner.batches[1:]] == [[1, 2, 3, 4], [1, 2]]
