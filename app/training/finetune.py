@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -94,7 +93,7 @@ def train_classifier(
     if not train:
         raise InvalidDataset("no training examples")
     check_labels(train, labels)
-    _seed_everything(hp.seed)
+    seed_everything(hp.seed)
     # Seeded before loading: the classification head is initialised randomly in there.
     model, tokenizer = load_classifier(base_model, labels)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -110,68 +109,41 @@ def train_classifier(
     index = {label: i for i, label in enumerate(labels)}
     texts = [e.text for e in train]
     targets = torch.tensor([index[e.label] for e in train], dtype=torch.long)
+    from app.training.loop import OptimizerLoop
+
     steps_per_epoch = math.ceil(len(train) / hp.batch_size)
     total_steps = steps_per_epoch * hp.epochs
-    warmup_steps = round(total_steps * hp.warmup_ratio)
-
     # The fused kernel updates every parameter in one pass; for MiniLM on CPU it cuts the
     # optimizer step from about 40% of a training step to under 10%.
-    optimizer = torch.optim.AdamW(
-        _parameter_groups(model, hp.weight_decay),
-        lr=hp.learning_rate,
+    loop = OptimizerLoop(
+        model,
+        parameter_groups(model, hp.weight_decay),
+        hp,
+        device,
+        total_steps,
+        on_progress,
         fused=device.type in ("cpu", "cuda"),
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: _linear_schedule(step, warmup_steps, total_steps)
-    )
-    use_amp = device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    # Only float16 needs loss scaling; bfloat16 has float32's range.
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     generator = torch.Generator().manual_seed(hp.seed)
 
     model.train()
-    step, seen = 0, 0
-    start = time.perf_counter()
     for epoch in range(1, hp.epochs + 1):
         order = torch.randperm(len(train), generator=generator)
-        epoch_loss = 0.0
-        for epoch_steps, first in enumerate(range(0, len(train), hp.batch_size), start=1):
+        loop.start_epoch()
+        for first in range(0, len(train), hp.batch_size):
             if should_stop is not None and should_stop():
-                raise TrainingCancelled(f"training stopped at step {step} of {total_steps}")
+                raise TrainingCancelled(f"training stopped at step {loop.step} of {total_steps}")
             rows = order[first : first + hp.batch_size]
             batch = trained.encode([texts[i] for i in rows.tolist()])
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            with loop.autocast():
                 logits = model(**batch).logits
             loss = functional.cross_entropy(logits.float(), targets[rows].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            torch.autograd.backward(scaler.scale(loss))
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-
-            step += 1
-            seen += len(rows)
-            epoch_loss += float(loss.item())
-            if on_progress is not None:
-                elapsed = max(time.perf_counter() - start, 1e-9)
-                on_progress(
-                    TrainProgress(
-                        step=step,
-                        total_steps=total_steps,
-                        epoch=epoch,
-                        loss=epoch_loss / epoch_steps,
-                        samples_per_second=seen / elapsed,
-                        eta_seconds=elapsed / step * (total_steps - step),
-                    )
-                )
+            loop.update(loss, len(rows), epoch)
     model.eval()
     return trained
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
 
@@ -180,14 +152,14 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def _linear_schedule(step: int, warmup_steps: int, total_steps: int) -> float:
+def linear_schedule(step: int, warmup_steps: int, total_steps: int) -> float:
     """Learning-rate factor: linear warm-up to 1, then linear decay to 0 at ``total_steps``."""
     if step < warmup_steps:
         return (step + 1) / (warmup_steps + 1)
     return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
-def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     # Decaying biases and LayerNorm gains only shrinks them towards zero for no benefit:
     # the usual BERT recipe exempts them, i.e. every parameter with fewer than 2 dimensions.
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]

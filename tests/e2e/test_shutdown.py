@@ -7,7 +7,6 @@ client as a complete answer. Requests it never accepted may be refused at the so
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import threading
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.registry.store import ModelStore
 from tests.support.server import textserve_process
@@ -63,6 +63,17 @@ def record(r: httpx.Response, request_id: str, started: float, outcomes: list[Ou
     outcomes.append(Outcome(request_id, started, time.monotonic(), r.status_code, complete))
 
 
+def queued_texts(url: str) -> float:
+    """Texts waiting in the server's batchers, read from its own /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "textserve_queue_depth_texts"
+        for s in family.samples
+    )
+
+
 def accepted_ids(log: Path) -> set[str]:
     """Request ids of /classify requests the server's access log recorded."""
     ids = set()
@@ -100,21 +111,30 @@ def test_sigterm_under_load_answers_every_accepted_request(
         answered = len(outcomes)
         while len(outcomes) == answered:
             time.sleep(0.005)
-        time.sleep(0.1)
+        # Signal only once the server itself reports texts waiting in its batcher.
+        while not queued_texts(server.url):
+            assert time.monotonic() < deadline, "no request ever waited in the batcher"
+            time.sleep(0.01)
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         # From now on the service never says it is ready.
-        ready_after_signal = []
+        # (None: the socket refused; a probe racing the signal's delivery may still see 200.)
+        ready_after_signal: list[int | None] = []
         while server.process.poll() is None:
-            with contextlib.suppress(httpx.TransportError):
+            try:
                 ready_after_signal.append(httpx.get(f"{server.url}/readyz", timeout=5).status_code)
+            except httpx.TransportError:
+                ready_after_signal.append(None)
             time.sleep(0.05)
         stop.set()
         for thread in threads:
             thread.join(90)
         assert server.process.wait(60) == 0, server.log.read_text()[-3000:]
 
-    assert 200 not in ready_after_signal
+    # Once it stopped being ready, it never said ready again.
+    first_not_ready = next((i for i, c in enumerate(ready_after_signal) if c != 200), None)
+    assert first_not_ready is not None, "still ready until the process exited"
+    assert 200 not in ready_after_signal[first_not_ready:]
     accepted = accepted_ids(server.log)
     by_id = {o.request_id: o for o in outcomes}
     # Every request the server accepted was answered in full to its client.

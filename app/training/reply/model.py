@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -32,14 +31,13 @@ from app.training.base_model import (
 )
 from app.training.errors import BaseModelUnavailable, InvalidDataset, TrainingCancelled
 from app.training.finetune import (
-    MAX_GRAD_NORM,
     Hyperparameters,
     TrainedClassifier,
     TrainProgress,
-    _linear_schedule,
-    _parameter_groups,
-    _seed_everything,
+    parameter_groups,
+    seed_everything,
 )
+from app.training.loop import OptimizerLoop
 from app.training.reply.data import ReplyData
 
 if TYPE_CHECKING:
@@ -144,7 +142,7 @@ def train_dual_encoder(
 
     if not data.train:
         raise InvalidDataset("no training utterances")
-    _seed_everything(hp.seed)
+    seed_everything(hp.seed)
     intents = data.intent_names
     model, tokenizer, input_names = load_dual_encoder(base_model, len(intents))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -158,9 +156,8 @@ def train_dual_encoder(
     templates = {name: [humanize(t) for t in data.templates(name)] for name in intents}
     steps_per_epoch = math.ceil(len(texts) / hp.batch_size)
     total_steps = steps_per_epoch * hp.epochs
-    warmup_steps = round(total_steps * hp.warmup_ratio)
     head = model.get_submodule("head")
-    groups = _parameter_groups(model.get_submodule("encoder"), hp.weight_decay)
+    groups = parameter_groups(model.get_submodule("encoder"), hp.weight_decay)
     # Decay would shrink the centroid-initialised head and with it every confidence.
     groups.append(
         {
@@ -169,18 +166,10 @@ def train_dual_encoder(
             "lr": hp.learning_rate * HEAD_LR_SCALE,
         }
     )
-    optimizer = torch.optim.AdamW(groups, lr=hp.learning_rate)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: _linear_schedule(step, warmup_steps, total_steps)
-    )
-    use_amp = device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    loop = OptimizerLoop(model, groups, hp, device, total_steps, on_progress)
     generator = torch.Generator().manual_seed(hp.seed)
     pick = random.Random(hp.seed)  # which template a row without its own reply is paired with
 
-    step, seen = 0, 0
-    start = time.perf_counter()
     for epoch in range(1, hp.epochs + 1):
         # Reply targets are stop-gradient, embedded once per epoch in eval mode: on a CPU a
         # forward pass over long replies every step would double the cost of a step, and
@@ -194,42 +183,20 @@ def train_dual_encoder(
         reply_bank = torch.from_numpy(predict(trained, pool)[0]).to(device)
         model.train()
         order = torch.randperm(len(texts), generator=generator)
-        epoch_loss = 0.0
-        for epoch_steps, first in enumerate(range(0, len(texts), hp.batch_size), start=1):
+        loop.start_epoch()
+        for first in range(0, len(texts), hp.batch_size):
             if should_stop is not None and should_stop():
-                raise TrainingCancelled(f"training stopped at step {step} of {total_steps}")
+                raise TrainingCancelled(f"training stopped at step {loop.step} of {total_steps}")
             rows = order[first : first + hp.batch_size].tolist()
             labels = targets[rows].to(device)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            with loop.autocast():
                 query = model(**trained.encode([texts[i] for i in rows]))
             reply_embeddings = reply_bank[[where[pairs[i]] for i in rows]]
             loss = functional.cross_entropy(query.logits.float(), labels)
             loss = loss + CONTRASTIVE_WEIGHT * contrastive_loss(
                 query.embedding.float(), reply_embeddings.float(), labels
             )
-            optimizer.zero_grad(set_to_none=True)
-            torch.autograd.backward(scaler.scale(loss))
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-
-            step += 1
-            seen += len(rows)
-            epoch_loss += float(loss.item())
-            if on_progress is not None:
-                elapsed = max(time.perf_counter() - start, 1e-9)
-                on_progress(
-                    TrainProgress(
-                        step=step,
-                        total_steps=total_steps,
-                        epoch=epoch,
-                        loss=epoch_loss / epoch_steps,
-                        samples_per_second=seen / elapsed,
-                        eta_seconds=elapsed / step * (total_steps - step),
-                    )
-                )
+            loop.update(loss, len(rows), epoch)
     model.eval()
     return trained
 
