@@ -19,6 +19,7 @@ from rich.console import Console
 
 from app.config import Settings
 from app.errors import TextserveError
+from app.runtime.layout import plan
 
 cli = typer.Typer(
     help="Serve text models on ONNX Runtime, and build them.",
@@ -33,7 +34,10 @@ def serve(
     port: Annotated[
         int | None, typer.Option(min=0, max=65535, help="Port to bind (env TEXTSERVE_PORT).")
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=0, help="Server processes; 0: from the cores (env TEXTSERVE_WORKERS)."),
+    ] = None,
 ) -> None:
     """Serve every model with an active version over HTTP."""
     import uvicorn
@@ -41,9 +45,12 @@ def serve(
     from app.main import create_app
 
     overrides: dict[str, Any] = {
-        key: value for key, value in (("host", host), ("port", port)) if value is not None
+        key: value
+        for key, value in (("host", host), ("port", port), ("workers", workers))
+        if value is not None
     }
     settings = Settings(**overrides)
+    workers = plan(settings.workers, settings.intra_op_threads).workers
     grace = math.ceil(settings.drain_timeout_s)
     # Uvicorn drains, then re-raises SIGTERM with the handler it found: a drained stop exits 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -58,6 +65,8 @@ def serve(
         return
     # Worker processes build their own app, so the overrides must reach them via the env.
     os.environ.update({f"TEXTSERVE_{key.upper()}": str(value) for key, value in overrides.items()})
+    # Each worker sizes its ORT threads from the number of workers sharing the cores.
+    os.environ["TEXTSERVE_WORKERS"] = str(workers)
     uvicorn.run(
         "app.main:create_app",
         factory=True,

@@ -27,20 +27,50 @@ class Settings(BaseSettings):
     providers: Annotated[tuple[str, ...], NoDecode] = Field(
         DEFAULT_PROVIDERS, description="ONNX Runtime execution providers, in order of preference."
     )
-    intra_op_threads: int = Field(0, ge=0, description="ORT intra-op threads (0: one per core).")
+    workers: int = Field(
+        1, ge=0, description="Server processes (0: from the cores, see app/runtime/layout.py)."
+    )
+    intra_op_threads: int = Field(
+        0, ge=0, description="ORT intra-op threads per process (0: the process's share of cores)."
+    )
     inter_op_threads: int = Field(1, ge=0, description="ORT inter-op threads.")
+    cuda_device_id: int = Field(0, ge=0, description="GPU the CUDA provider runs on.")
+    cuda_mem_limit_mb: int = Field(
+        0, ge=0, description="Most GPU memory ORT's arena may take, in MiB (0: no limit)."
+    )
+    io_binding: bool = Field(True, description="Run through ORT IO binding on CUDA.")
     ort_spinning: bool = Field(
         False, description="Let idle ORT threads busy-wait (lower latency on dedicated cores)."
+    )
+    model_variant: Literal["auto", "fp32", "int8"] = Field(
+        "auto",
+        description="ONNX file to serve: fp32, int8, or auto (int8 on CPU when the version "
+        "has one within 1 accuracy point of fp32, else fp32).",
     )
     max_batch_size: int = Field(32, ge=1, description="Most texts in one ORT run.")
     max_batch_tokens: int = Field(8192, ge=16, description="Most padded tokens in one ORT run.")
     max_wait_ms: float = Field(2.0, ge=0, description="Longest a batch waits to fill up.")
+    batch_overhead_tokens: float | None = Field(
+        None,
+        ge=0,
+        description="Fixed cost of one ORT run in padded tokens, for batch shaping "
+        "(empty: measured at warm-up).",
+    )
+    lean_http: bool = Field(
+        True,
+        description="Serve POST /classify by a plain ASGI endpoint (same contract, less CPU "
+        "per request); off: through FastAPI's router.",
+    )
     max_queue_texts: int = Field(1024, ge=1, description="Queued texts per model before 429.")
     default_timeout_ms: int = Field(10_000, ge=1, description="Deadline when a request sets none.")
     max_timeout_ms: int = Field(60_000, ge=1, description="Largest deadline a request may ask for.")
     max_texts_per_request: int = Field(256, ge=1, description="Most texts in one request.")
     max_text_chars: int = Field(20_000, ge=1, description="Most characters in one text.")
     max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest request body (413 above).")
+    # Capped well below where the json parser recurses out of stack (about 1,000 levels).
+    max_json_depth: int = Field(
+        32, ge=1, le=256, description="Deepest nesting of a JSON request body (422 beyond)."
+    )
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 429 and 503.")
     max_inflight_requests: int = Field(
         256, ge=0, description="Requests served at once before 503 (0: no cap; probes exempt)."

@@ -10,10 +10,12 @@ from fastapi import Depends, FastAPI
 
 from app import __version__
 from app.api.admission import AdmissionMiddleware
-from app.api.auth import AUTH_ERRORS, require_scope
+from app.api.auth import AUTH_ERRORS, ScopeCheck, require_scope
 from app.api.errors import install_error_handlers
-from app.api.middleware import BodyLimitMiddleware, ObserveMiddleware
+from app.api.lean import LeanEndpoint
+from app.api.middleware import BodyLimitMiddleware, JsonDepthMiddleware, ObserveMiddleware
 from app.api.routes import admin, chat, classify, health, metrics, models, reply
+from app.api.schemas import ClassifyRequest
 from app.config import Settings
 from app.logs import configure_logging
 from app.security import Guard
@@ -70,7 +72,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(
         admin.router, dependencies=[Depends(require_scope("admin"))], responses=AUTH_ERRORS
     )
+    if settings.lean_http:
+        # First in the route list, so it answers POST /classify before FastAPI's router; the
+        # FastAPI route behind it keeps documenting the contract (see app/api/lean.py).
+        lean = LeanEndpoint(
+            "/classify",
+            ClassifyRequest,
+            classify.answer,
+            services,
+            ScopeCheck(guard, "infer"),
+            count_texts=lambda body: len(body.texts) if body.texts else 1,
+        )
+        app.router.routes.insert(0, lean.route)
     # Order: the outermost middleware is added last.
+    # Innermost of the body checks: the size limit has refused an oversized body first.
+    app.add_middleware(
+        JsonDepthMiddleware,
+        max_depth=settings.max_json_depth,
+        metrics=services.metrics,
+        exempt=("/v1/files",),
+    )
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

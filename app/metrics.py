@@ -146,7 +146,8 @@ class Metrics:
         )
         self.model_info = Info(
             "textserve_model",
-            "The active version of each model and the execution provider it runs on.",
+            "The active version of each model, the execution provider it runs on and the "
+            "variant of its ONNX file (fp32, int8).",
             ("model",),
             registry=r,
         )

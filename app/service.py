@@ -13,6 +13,7 @@ from app.registry.registry import ModelRegistry
 from app.registry.store import ModelStore
 from app.runtime.batcher import BatchLimits
 from app.runtime.engine import EngineConfig
+from app.runtime.layout import plan
 from app.runtime.session import SessionOptions
 from app.serving.classifier import Classifier
 from app.serving.conversations import ConversationLimits, ConversationStore
@@ -25,16 +26,22 @@ def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         session=SessionOptions(
             providers=settings.providers,
-            intra_op_threads=settings.intra_op_threads,
+            intra_op_threads=plan(settings.workers, settings.intra_op_threads).threads,
             inter_op_threads=settings.inter_op_threads,
             allow_spinning=settings.ort_spinning,
+            cuda_device_id=settings.cuda_device_id,
+            cuda_mem_limit_bytes=settings.cuda_mem_limit_mb * 1024 * 1024,
         ),
         limits=BatchLimits(
             max_batch_size=settings.max_batch_size,
             max_batch_tokens=settings.max_batch_tokens,
             max_wait_s=settings.max_wait_ms / 1000.0,
             max_queue_texts=settings.max_queue_texts,
+            overhead_tokens=settings.batch_overhead_tokens or BatchLimits.overhead_tokens,
         ),
+        calibrate=settings.batch_overhead_tokens is None,
+        io_binding=settings.io_binding,
+        variant=settings.model_variant,
     )
 
 

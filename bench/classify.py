@@ -39,6 +39,7 @@ from app.registry.store import ModelStore
 from app.runtime.engine import InferenceEngine
 from app.runtime.tokenizer import TextTokenizer
 from app.service import engine_config
+from bench.charts import write_charts
 from bench.common import (
     ROOT,
     background_cores,
@@ -47,11 +48,14 @@ from bench.common import (
     machine_cpu,
     machine_info,
     round_floats,
+    thread_cpu_s,
     tree_cpu_s,
+    tree_rss_mb,
     write_json,
 )
 from bench.loadgen import LoadResult, choose_client, run_load
 from bench.server import ServerProcess, store_env, wait_idle
+from bench.targets import render_targets, targets
 
 BATCH = 32
 
@@ -63,13 +67,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", default="sentiment")
     p.add_argument("--store", type=Path, default=Path("models"), help="model store root")
     p.add_argument("--n", type=int, default=2000, help="texts for the in-process runs (cycled)")
-    p.add_argument("--single-n", type=int, default=300, help="texts for the one-at-a-time run")
+    p.add_argument(
+        "--single-n", type=int, default=0, help="texts for the one-at-a-time run (0: all)"
+    )
     p.add_argument(
         "--direct-max-s", type=float, default=20.0, help="time cap of each in-process run"
     )
-    p.add_argument("--duration", type=float, default=15.0, help="seconds of load per level")
+    p.add_argument("--duration", type=float, default=12.0, help="seconds of load per level")
     p.add_argument("--warmup", type=float, default=2.0, help="unrecorded load before each level")
-    p.add_argument("--concurrency", default="1,32,64", help="single-text request concurrencies")
+    p.add_argument("--concurrency", default="1,8,32,64", help="single-text request concurrencies")
+    p.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the naive FastAPI + transformers server (bench/naive_server.py)",
+    )
+    p.add_argument("--baseline-concurrency", default="1,64")
     p.add_argument(
         "--batch-concurrency", default="4", help="concurrencies of 32-text requests ('' skips)"
     )
@@ -105,14 +118,17 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
 # -- (a) in-process limit ----------------------------------------------------------------
 def _time_batches(
     engine: InferenceEngine, batches: list[list[str]], max_s: float
-) -> dict[str, float]:
+) -> dict[str, Any]:
     engine.run_direct(batches[0])  # this shape's first run is not timed
     texts = runs = 0
+    per_run: list[float] = []
     busy0, _ = machine_cpu()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     for batch in batches:
+        t = time.perf_counter()
         engine.run_direct(batch)
+        per_run.append(time.perf_counter() - t)
         texts += len(batch)
         runs += 1
         if time.perf_counter() - t0 > max_s:
@@ -129,6 +145,8 @@ def _time_batches(
         "cores": cpu / seconds,
         "cpu_ms_per_text": cpu * 1000 / texts,
         "other_cores": max(0.0, (busy - cpu) / seconds),
+        # Per call: for one text at a time, the raw latency the server's p50 is compared with.
+        "latency_ms": latency_summary(per_run),
     }
 
 
@@ -159,7 +177,9 @@ def run_direct(
         arrival_idx = [
             list(range(i, min(i + BATCH, len(texts)))) for i in range(0, len(texts), BATCH)
         ]
-        single_idx = [[i] for i in range(min(args.single_n, len(texts)))]
+        # Every distinct text once: the texts the server's concurrency-1 run cycles through.
+        unique = len(dict.fromkeys(texts))
+        single_idx = [[i] for i in range(min(args.single_n or unique, unique))]
         runs: dict[str, Any] = {}
         for name, idx in (
             ("sorted_32", sorted_idx),
@@ -248,22 +268,30 @@ def _level(
     concurrency: int,
     texts_per_request: int,
     args: argparse.Namespace,
+    textserve: bool = True,
 ) -> dict[str, Any]:
-    wait_idle(server.url)  # what the last level left queued must not run into this one
+    """One closed-loop load level. ``textserve=False``: a server without our /metrics."""
+    if textserve:
+        wait_idle(server.url)  # what the last level left queued must not run into this one
+    else:
+        time.sleep(1.0)
     with httpx.Client(timeout=30.0) as http:
         if args.warmup > 0:
             run_load(client, server.url, bodies, concurrency, args.warmup)
-        before = scrape_metrics(http, server.url)
+        before = scrape_metrics(http, server.url) if textserve else {}
         server_cpu0 = tree_cpu_s(server.pid)
+        loop_cpu0 = thread_cpu_s(server.pid, server.pid)
         busy0, _ = machine_cpu()
         own0 = time.process_time()
         result: LoadResult = run_load(client, server.url, bodies, concurrency, args.duration)
         own = time.process_time() - own0
         busy = machine_cpu()[0] - busy0
         server_cpu = tree_cpu_s(server.pid) - server_cpu0
-        after = scrape_metrics(http, server.url)
+        loop_cpu = thread_cpu_s(server.pid, server.pid) - loop_cpu0
+        after = scrape_metrics(http, server.url) if textserve else {}
     elapsed = result.elapsed_s
     client_cpu = result.client_cpu_s + (own if result.client == "wrk" else 0.0)
+    texts = max(1, result.ok * texts_per_request)
     return {
         "kind": "single" if texts_per_request == 1 else f"batched_{texts_per_request}",
         "concurrency": concurrency,
@@ -276,9 +304,11 @@ def _level(
         "errors": result.errors,
         "latency_ms": latency_summary(result.latencies_s),
         "served_ms": result.served_ms,
-        "batcher": _batcher_stats(before, after, elapsed),
+        "batcher": _batcher_stats(before, after, elapsed) if textserve else {},
         # Less sensitive to other load than texts/s: what each text cost the server's cores.
-        "server_cpu_ms_per_text": server_cpu * 1000 / max(1, result.ok * texts_per_request),
+        "server_cpu_ms_per_text": server_cpu * 1000 / texts,
+        # The event loop's thread alone: HTTP parsing, validation, routing, serialization.
+        "loop_cpu_ms_per_request": loop_cpu * 1000 / max(1, result.ok),
         "cpu_cores": {
             "server": server_cpu / elapsed,
             "client": client_cpu / elapsed,
@@ -309,12 +339,45 @@ def run_server(
         for c in _ints(args.batch_concurrency):
             levels.append(_level(server, client, batched, c, BATCH, args))
             _progress(levels[-1])
+        memory = tree_rss_mb(server.pid)
+        ready_s = server.ready_s
         command = (
             server.command
             if server.command[1] != "-c"
             else [*server.command[:2], "<uvicorn fallback>"]
         )
-    return {"client": client, "command": command, "levels": levels}
+    # Cold start (process start to /readyz 200, models loaded and warmed) and memory after
+    # the whole run, on the same process.
+    return {
+        "client": client,
+        "command": command,
+        "levels": levels,
+        "cold_start_s": ready_s,
+        "memory": memory,
+    }
+
+
+def run_baseline(
+    args: argparse.Namespace, version_dir: str, texts: list[str], client: str
+) -> dict[str, Any]:
+    """The naive FastAPI + transformers pipeline server on the same model and texts."""
+    bodies = [json.dumps({"text": t}).encode() for t in texts]
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "naive_server.py"),
+        "--version-dir",
+        version_dir,
+        "--port",
+        "{port}",
+    ]
+    levels = []
+    with ServerProcess({}, command=command) as server:
+        for c in _ints(args.baseline_concurrency):
+            levels.append(_level(server, client, bodies, c, 1, args, textserve=False))
+            levels[-1]["kind"] = "naive"
+            _progress(levels[-1])
+        memory = tree_rss_mb(server.pid)
+    return {"command": command, "levels": levels, "cold_start_s": server.ready_s, "memory": memory}
 
 
 def _progress(level: dict[str, Any]) -> None:
@@ -472,13 +535,22 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_server:
         print("server runs...", file=sys.stderr)
         report["server"] = run_server(args, env, unique, labels)
+        if args.baseline and "model" in report:
+            print("naive baseline server...", file=sys.stderr)
+            report["baseline"] = run_baseline(
+                args, report["model"]["folder"], unique, report["server"]["client"]
+            )
         limit = report.get("limit_texts_per_s")
         if limit:
-            for lv in report["server"]["levels"]:
+            for lv in report["server"]["levels"] + report.get("baseline", {}).get("levels", []):
                 lv["ratio_to_limit"] = lv["texts_per_s"] / limit
+        report["targets"] = targets(report)
     render(report, console)
+    render_targets(report.get("targets", []), console)
     write_json(args.out, round_floats(report))
     console.print(f"saved {args.out}")
+    for chart in write_charts(report, args.out.with_suffix("")):
+        console.print(f"chart {chart}")
 
 
 if __name__ == "__main__":

@@ -204,8 +204,39 @@ def round_floats(value: Any, digits: int = 4) -> Any:
     return value
 
 
+def thread_cpu_s(pid: int, tid: int) -> float:
+    """CPU seconds of one thread of ``pid`` (the main thread is ``tid == pid``)."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def tree_rss_mb(pid: int) -> dict[str, float]:
+    """Resident memory of ``pid`` and its descendants in MiB: now, and the peak (VmHWM)."""
+    now = peak = 0.0
+    for member in _family(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    now += int(line.split()[1]) / 1024.0
+                elif line.startswith("VmHWM:"):
+                    peak += int(line.split()[1]) / 1024.0
+    return {"rss_mb": now, "peak_rss_mb": peak}
+
+
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds of ``pid`` and its live descendants (a server may fork workers)."""
+    total = 0.0
+    for member in _family(pid):
+        with contextlib.suppress(OSError):  # it exited meanwhile
+            total += process_cpu_s(member)
+    return total
+
+
+def _family(pid: int) -> set[int]:
+    """``pid`` and its live descendants."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -219,8 +250,4 @@ def tree_cpu_s(pid: int) -> float:
         kids = {p for p, parent in parents.items() if parent in family} - family
         family |= kids
         grew = bool(kids)
-    total = 0.0
-    for member in family:
-        with contextlib.suppress(OSError):  # it exited meanwhile
-            total += process_cpu_s(member)
-    return total
+    return family

@@ -96,10 +96,18 @@ class ServerProcess:
         settings_env: dict[str, str],
         how: str = "auto",
         ready_timeout_s: float = 180.0,
+        command: list[str] | None = None,
     ) -> None:
+        """``command`` (``{port}`` filled in) runs another server, e.g. the naive baseline."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.command = server_command(self.port, how)
+        self.command = (
+            [part.replace("{port}", str(self.port)) for part in command]
+            if command
+            else server_command(self.port, how)
+        )
+        # Process start to the first 200 from /readyz: the cold start, models loaded and warm.
+        self.ready_s = float("nan")
         self.settings_env = settings_env
         self._ready_timeout_s = ready_timeout_s
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the server)
@@ -119,6 +127,7 @@ class ServerProcess:
     def start(self) -> None:
         env = {**os.environ, **self.settings_env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        started = time.monotonic()
         self.proc = subprocess.Popen(
             self.command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
@@ -131,10 +140,11 @@ class ServerProcess:
                     )
                 try:
                     if client.get(f"{self.url}/readyz").status_code == 200:
+                        self.ready_s = time.monotonic() - started
                         return
                 except httpx.TransportError:
                     pass
-                time.sleep(0.2)
+                time.sleep(0.05)
         self.stop()
         raise RuntimeError(
             f"server not ready after {self._ready_timeout_s:.0f} s:\n{self.log_tail()}"

@@ -6,14 +6,16 @@ clients (and schemathesis) see how to authenticate.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from app.api.middleware import set_rate_limit_headers
 from app.api.schemas import ErrorResponse
 from app.security import Guard
+from app.security.keys import ApiKey
 
 bearer_scheme = HTTPBearer(
     auto_error=False, scheme_name="bearer", description="`Authorization: Bearer <API key>`"
@@ -38,7 +40,9 @@ async def count_texts(request: Request) -> int:
     try:
         # FastAPI has parsed the JSON body already and the request caches it: no second parse.
         body: Any = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Not JSON, or nested too deep for the parser (a body whose content type is not
+        # JSON escapes the depth check); the route's own validation answers it.
         return 1
     texts = body.get("texts") if isinstance(body, dict) else None
     return len(texts) if isinstance(texts, list) and texts else 1
@@ -56,6 +60,58 @@ def require_scope(*scopes: str) -> Callable[..., Awaitable[None]]:
         texts = await count_texts(request) if guard.limiter.counts_texts(scope) else 1
         # The key's name, not its secret, is what logs and the access log may show.
         request.state.api_key = key.name
-        guard.limit(key, scope, texts)
+        decision = guard.limit(key, scope, texts)
+        if decision is not None:
+            # Left in the request state for ObserveMiddleware, which adds the headers to
+            # whatever answer follows (a 200, a validation error, a queue-full 429): the client
+            # sees its budget on every charged request, not only on refusals.
+            set_rate_limit_headers(request.scope, decision.limit_headers())
 
     return dependency
+
+
+class ScopeCheck:
+    """``require_scope`` for plain ASGI endpoints (app/api/lean.py): the same keys, scopes,
+    limits and headers, read straight from the ASGI scope without FastAPI's dependency solver.
+
+    Two steps, because the texts bucket needs the parsed body but a caller without a valid
+    key must be refused before its body is looked at.
+    """
+
+    def __init__(self, guard: Guard, *scopes: str) -> None:
+        self.guard = guard
+        self.scopes = scopes
+
+    def identify(self, scope: MutableMapping[str, Any]) -> tuple[ApiKey, str] | None:
+        """The caller's key and the scope it is charged to; ``None`` in open mode."""
+        key = self.guard.authenticate(_secret(scope))
+        if key is None:
+            return None
+        charged = self.guard.authorize(key, self.scopes)
+        scope.setdefault("state", {})["api_key"] = key.name
+        return key, charged
+
+    def charge(
+        self, scope: MutableMapping[str, Any], who: tuple[ApiKey, str] | None, texts: int
+    ) -> None:
+        if who is None:
+            return
+        key, charged = who
+        decision = self.guard.limit(
+            key, charged, texts if self.guard.limiter.counts_texts(charged) else 1
+        )
+        if decision is not None:
+            set_rate_limit_headers(scope, decision.limit_headers())
+
+
+def _secret(scope: MutableMapping[str, Any]) -> str | None:
+    """The key as HTTPBearer then APIKeyHeader read it: ``Authorization: Bearer`` first."""
+    bearer = header = None
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, credentials = bytes(value).decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                bearer = credentials.strip()
+        elif name == b"x-api-key":
+            header = bytes(value).decode("latin-1")
+    return bearer or header

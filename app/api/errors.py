@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
+from app.api.middleware import BodyRejected
 from app.training.errors import BaseModelUnavailable, InvalidDataset
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = exc.errors()
         first = problems[0] if problems else {"loc": ("body",), "msg": "invalid request"}
-        param = _loc_to_param(first.get("loc", ()))
-        message = f"{param}: {first.get('msg', 'invalid value')}"
+        if first.get("type") == "json_invalid":
+            # FastAPI locates a JSON syntax error by character offset: the field is the body.
+            param = "body"
+            ctx: Any = first.get("ctx") or {}
+            reason = ctx.get("error") if isinstance(ctx, dict) else None
+            reason = reason or first.get("msg", "")
+            message = f"body: invalid JSON: {reason}"
+        else:
+            param = _loc_to_param(first.get("loc", ()))
+            message = f"{param}: {first.get('msg', 'invalid value')}"
         detail = [
             {"loc": list(p.get("loc", ())), "msg": p.get("msg"), "type": p.get("type")}
             for p in problems
@@ -107,9 +116,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code, param = (
-            ("payload_too_large", "body") if exc.status_code == 413 else ("http_error", None)
-        )
+        if isinstance(exc, BodyRejected):
+            code, param = exc.code, "body"
+        elif exc.status_code == 413:
+            code, param = "payload_too_large", "body"
+        else:
+            code, param = "http_error", None
         headers = dict(exc.headers) if exc.headers else None
         return error_response(request, exc.status_code, code, str(exc.detail), param, headers)
 

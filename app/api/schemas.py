@@ -68,6 +68,9 @@ class ModelVersionInfo(BaseModel):
     base_model: str
     max_seq_length: int
     metrics: dict[str, Any]
+    variants: dict[str, Any] = Field(
+        default_factory=dict, description="Each ONNX file of the version and its accuracy."
+    )
 
 
 class ModelCard(BaseModel):
@@ -82,6 +85,9 @@ class ModelCard(BaseModel):
     active_version: int | None
     loaded_version: int | None
     provider: str | None
+    variant: str | None = Field(
+        None, description="The loaded file of the version: fp32, int8 or fp16."
+    )
     metrics: dict[str, Any]
     versions: list[ModelVersionInfo]
 

@@ -129,6 +129,7 @@ class ModelRegistry:
                 "version": str(engine.version),
                 "provider": engine.provider,
                 "task": engine.manifest.task,
+                "variant": engine.variant,
             }
         )
         if old is not None and old is not engine:

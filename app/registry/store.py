@@ -97,6 +97,10 @@ class ModelStore:
         folder = self.version_dir(name, version)
         if MODEL_FILE not in manifest.files:
             raise CorruptModel(f"{name}@{version}: manifest lists no {MODEL_FILE}")
+        for variant, rel in manifest.variant_files().items():
+            # A variant's file is loaded as the model: it must be checksummed like one.
+            if rel not in manifest.files:
+                raise CorruptModel(f"{name}@{version}: {variant} file {rel} has no checksum")
         for rel, expected in manifest.files.items():
             path = (folder / rel).resolve()
             if folder.resolve() not in path.parents:
@@ -119,7 +123,8 @@ class ModelStore:
     def publish(self, staging: Path, manifest: Manifest) -> Manifest:
         """Move a built model folder into the store as the next version of ``manifest.name``.
 
-        ``staging`` holds ``model.onnx`` and the tokenizer files. Checksums are computed here,
+        ``staging`` holds ``model.onnx``, the file of every other variant the manifest names
+        (``model.int8.onnx``) and the tokenizer files. Checksums are computed here,
         the folder is verified, and only then renamed into place. Returns the final manifest.
         """
         name = check_name(manifest.name)
@@ -127,6 +132,9 @@ class ModelStore:
         folder.mkdir(parents=True, exist_ok=True)
         if not (staging / MODEL_FILE).is_file():
             raise CorruptModel(f"cannot publish {name}: {MODEL_FILE} missing from {staging}")
+        for variant, rel in manifest.variant_files().items():
+            if not (staging / rel).is_file():
+                raise CorruptModel(f"cannot publish {name}: {variant} file {rel} missing")
         tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".publish-"))
         # mkdtemp makes the folder private (0700); serving replicas may run as another user.
         tmp.chmod(0o755)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from app.errors import InferenceFailed
 from app.metrics import Metrics
-from app.registry.manifest import MODEL_FILE, Manifest
+from app.registry.manifest import Manifest
 from app.runtime.batcher import BatchLimits, BatchObserver, BatchResult, DynamicBatcher
-from app.runtime.session import SessionOptions, create_session
+from app.runtime.session import CUDA, SessionOptions, run_bound
 from app.runtime.tokenizer import IntArray, TextTokenizer, pad_batch
+from app.runtime.variants import VariantSetting, load_variant
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,12 @@ class _MetricsObserver(BatchObserver):
 class EngineConfig:
     session: SessionOptions
     limits: BatchLimits
+    # Measure the fixed cost per run at warm-up and shape batches with it.
+    calibrate: bool = False
+    # Run through IO binding when the session is on CUDA.
+    io_binding: bool = True
+    # Which ONNX file of a version to load (app/runtime/variants.py).
+    variant: VariantSetting = "auto"
 
 
 class InferenceEngine:
@@ -82,7 +90,7 @@ class InferenceEngine:
         self.name = manifest.name
         self.version = manifest.version
         self.folder = folder
-        loaded = create_session(folder / MODEL_FILE, config.session)
+        loaded, self.variant = load_variant(folder, manifest, config.session, config.variant)
         self.provider = loaded.provider
         self.unavailable_providers = loaded.unavailable
         self._session = loaded.session
@@ -100,6 +108,10 @@ class InferenceEngine:
             _MetricsObserver(metrics, self.name, str(self.version)),
             name=f"batcher-{self.name}-{self.version}",
         )
+        self._calibrate = config.calibrate
+        # IO binding where the session runs on a GPU (see run_bound).
+        self._io_binding = config.io_binding and self.provider == CUDA
+        self._device_id = config.session.cuda_device_id
         self.warm = False
 
     @property
@@ -113,6 +125,8 @@ class InferenceEngine:
     def _run(self, rows: list[IntArray]) -> list[np.ndarray]:
         feeds = pad_batch(rows, self._tokenizer.pad_token_id, self._input_names)
         with self._run_lock:
+            if self._io_binding:
+                return run_bound(self._session, feeds, self.output_names, "cuda", self._device_id)
             outputs = self._session.run(self.output_names, feeds)
         return [np.asarray(o) for o in outputs]
 
@@ -128,7 +142,36 @@ class InferenceEngine:
             self.run_direct(WARMUP_TEXTS)
         except Exception as exc:
             raise InferenceFailed(f"{self.ref} failed its warm-up batch: {exc}") from exc
+        if self._calibrate:
+            overhead = self.measure_overhead_tokens()
+            self._batcher.limits = replace(self._batcher.limits, overhead_tokens=overhead)
+            log.info("%s: one run costs %.1f padded tokens of fixed overhead", self.ref, overhead)
         self.warm = True
+
+    def measure_overhead_tokens(self, width: int = 32, rows: int = 16, repeats: int = 3) -> float:
+        """The fixed cost of one run, in tokens: ``t(1 row) = a + w*b``, ``t(n) = a + n*w*b``.
+
+        Best of a few runs of each shape, so a noisy neighbour inflates neither. The answer is
+        what batch shaping needs to know about this hardware: a few tokens' worth on a CPU,
+        thousands on a GPU, where a run costs launches and copies whatever its size.
+        """
+        width = min(width, self._tokenizer.max_length)
+        ids = self._tokenizer.encode([" ".join(["calibrate"] * width)])[0].ids[:width]
+
+        def best_time(n: int) -> float:
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                self._run([ids] * n)
+                best = min(best, time.perf_counter() - t0)
+            return best
+
+        one, many = best_time(1), best_time(rows)
+        per_token = (many - one) / ((rows - 1) * width)
+        if per_token <= 0:  # noise swamped the difference: treat runs as all overhead
+            return float(self._batcher.limits.max_batch_tokens)
+        overhead = (one - width * per_token) / per_token
+        return float(min(max(overhead, 0.0), self._batcher.limits.max_batch_tokens))
 
     async def infer(self, texts: list[str], timeout_s: float) -> BatchResult:
         return await self._batcher.submit(texts, timeout_s)

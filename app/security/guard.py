@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from app.config import Settings
 from app.errors import Forbidden, RateLimited, Unauthorized
 from app.security.keys import ApiKey, KeyRing, KeysError, load_keys
-from app.security.ratelimit import RateLimiter
+from app.security.ratelimit import Decision, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,12 @@ class Guard:
                 return scope
         raise Forbidden(f"API key {key.name!r} lacks the scope {' or '.join(scopes)!r}")
 
-    def limit(self, key: ApiKey, scope: str, texts: int) -> None:
-        """Charge the request to the key's buckets; ``RateLimited`` when they are empty."""
+    def limit(self, key: ApiKey, scope: str, texts: int) -> Decision | None:
+        """Charge the request to the key's buckets; ``RateLimited`` when they are empty.
+
+        Returns the granted decision (``None`` when the scope has no limits), whose headers
+        the answer carries too.
+        """
         decision = self.limiter.check(key.name, scope, texts)
         if decision is not None and not decision.allowed:
             raise RateLimited(
@@ -70,3 +74,4 @@ class Guard:
                 f"retry in {decision.retry_after_s:.2f}s",
                 decision.headers(),
             )
+        return decision

@@ -21,11 +21,18 @@ class Decision:
     reset_s: float
     retry_after_s: float
 
-    def headers(self) -> dict[str, str]:
+    def limit_headers(self) -> dict[str, str]:
+        """The ``X-RateLimit-*`` headers alone: what a granted request's answer carries."""
         return {
             "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": str(math.ceil(self.reset_s)),
+        }
+
+    def headers(self) -> dict[str, str]:
+        """The limit headers plus ``Retry-After``: what a refusal (429) carries."""
+        return {
+            **self.limit_headers(),
             "Retry-After": str(max(1, math.ceil(self.retry_after_s))),
         }
 

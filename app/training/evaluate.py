@@ -1,8 +1,9 @@
-"""Classification metrics (pure numpy) and batched prediction with a trained model."""
+"""Classification metrics (pure numpy) and batched prediction with a trained or exported model."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
@@ -97,4 +98,40 @@ def predict_logits(
             rows = order[first : first + batch_size]
             logits = trained.model(**trained.encode([texts[i] for i in rows])).logits
             out[rows] = logits.float().cpu().numpy()
+    return out
+
+
+def onnx_logits(
+    model_path: Path,
+    tokenizer_path: Path,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    pad_token_id: int,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Logits of an exported ONNX file on ``texts``, computed the way serving computes them.
+
+    Same runtime, tokenizer file, truncation and padding as ``InferenceEngine``, on the CPU:
+    what a variant scores here is what it will score when served.
+    """
+    from app.runtime.session import SessionOptions, create_session
+    from app.runtime.tokenizer import TextTokenizer, pad_batch
+
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    loaded = create_session(model_path, SessionOptions(("CPUExecutionProvider",)))
+    tokenizer = TextTokenizer(tokenizer_path, max_length, pad_token_id)
+    rows = [e.ids for e in tokenizer.encode(list(texts))]
+    out: np.ndarray | None = None
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    for first in range(0, len(order), batch_size):
+        picked = order[first : first + batch_size]
+        feeds = pad_batch([rows[i] for i in picked], pad_token_id, loaded.input_names)
+        logits = np.asarray(loaded.session.run(loaded.output_names[:1], feeds)[0], np.float32)
+        if out is None:
+            out = np.zeros((len(rows), logits.shape[1]), dtype=np.float32)
+        out[picked] = logits
+    if out is None:
+        raise ValueError("no texts to score")
     return out

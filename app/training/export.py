@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import warnings
@@ -195,11 +196,37 @@ def _serving_feeds(
 def quantize_dynamic_int8(onnx_path: Path, out_path: Path) -> Path:
     """Write a copy of ``onnx_path`` with int8 weights (dynamic quantization) to ``out_path``.
 
-    About 4x smaller and usually faster on CPU; accuracy must be checked by the caller, as
-    quantized logits differ from the float ones by far more than the parity tolerance.
+    About 4x smaller and about twice as fast on CPU; accuracy must be checked by the caller,
+    as quantized logits differ from the float ones by far more than the parity tolerance.
+
+    Options, as measured on MiniLM fine-tuned on SST-2 (dev set, 872 texts, batches of 32,
+    2 cores with VNNI, ORT 1.32; fp32 81.65 % accurate). One scale per output channel
+    (``per_channel``): 82.22 % and the fp32 arg-max on 98.1 % of texts, against 80.73 % and
+    95.4 % with one scale per tensor, at the same speed (2.2-2.3x fp32 in ORT alone either
+    way, 2.0x with tokenization in bench/quantize.py). The full 8-bit range: 7-bit weights
+    (``reduce_range``, meant for CPUs without VNNI) cost 1.7 points and bought no speed.
+    Every op type ORT quantizes by default, so the embedding table is int8 too (23 MB;
+    MatMul only: 59 MB, same speed within noise). ORT's pre-processing (shape inference and
+    graph optimisation before quantizing) changed nothing beyond run-to-run noise, and fusing
+    the graph with ``onnxruntime.transformers`` first made int8 slower (1.8x).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    quantize_dynamic(onnx_path, out_path, weight_type=QuantType.QInt8)
+    hint = _DropPreprocessingHint()
+    root = logging.getLogger()
+    root.addFilter(hint)  # the hint is logged on the root logger itself
+    try:
+        quantize_dynamic(
+            onnx_path, out_path, weight_type=QuantType.QInt8, per_channel=True, reduce_range=False
+        )
+    finally:
+        root.removeFilter(hint)
     return out_path
+
+
+class _DropPreprocessingHint(logging.Filter):
+    """ORT suggests pre-processing on every call; measured above, it gains nothing here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()

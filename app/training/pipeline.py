@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.registry.manifest import MODEL_FILE, Manifest, check_name
+from app.registry.manifest import FP32, INT8, INT8_FILE, MODEL_FILE, Manifest, Variant, check_name
 from app.registry.store import ModelStore
 from app.training.data import Example, check_labels
 from app.training.errors import TrainingCancelled
-from app.training.evaluate import classification_metrics, predict_logits
-from app.training.export import check_parity, export_onnx
+from app.training.evaluate import classification_metrics, onnx_logits, predict_logits
+from app.training.export import TOKENIZER_FILE, check_parity, export_onnx, quantize_dynamic_int8
 from app.training.finetune import Hyperparameters, TrainProgress, train_classifier
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,13 @@ def build_classifier(
 ) -> Manifest:
     """Fine-tune, evaluate on ``eval``, export to ONNX, check parity, publish (and activate).
 
-    ``on_stage`` hears "training", "evaluating", "exporting", "checking parity" and
-    "publishing". ``should_stop`` is polled between training steps and between stages;
-    a stop raises ``TrainingCancelled`` and leaves the store untouched. Returns the
-    published manifest, with its version number and file checksums.
+    The version carries two variants: ``model.onnx`` (fp32) and ``model.int8.onnx`` (int8
+    weights, dynamic quantization), each scored on ``eval`` through ONNX Runtime so that
+    serving can pick int8 only where it costs no accuracy. ``on_stage`` hears "training",
+    "evaluating", "exporting", "checking parity", "quantizing" and "publishing".
+    ``should_stop`` is polled between training steps and between stages; a stop raises
+    ``TrainingCancelled`` and leaves the store untouched. Returns the published manifest,
+    with its version number and file checksums.
     """
     check_name(name)  # fail before minutes of training, not at publish time
     check_labels([*train, *eval], labels)
@@ -83,6 +86,11 @@ def build_classifier(
         stage("checking parity")
         parity = check_parity(trained, staging / MODEL_FILE, _parity_texts(eval or train))
         _check_stop(should_stop)
+        stage("quantizing")
+        variants = _variants(
+            staging, labels, eval, hp.max_length, int(trained.tokenizer.pad_token_id)
+        )
+        _check_stop(should_stop)
         stage("publishing")
         manifest = store.publish(
             staging,
@@ -97,12 +105,46 @@ def build_classifier(
                 metrics=metrics,
                 recipe=recipe,
                 parity=dict(parity),
+                variants=variants,
             ),
         )
     if activate:
         store.set_active(name, manifest.version)
     log.info("published %s@%d (active: %s)", name, manifest.version, activate)
     return manifest
+
+
+def _variants(
+    staging: Path, labels: list[str], eval: list[Example], max_length: int, pad_token_id: int
+) -> dict[str, Variant]:
+    """Quantize the exported model beside it and score every variant on ``eval``.
+
+    A model that ORT cannot quantize still publishes, as fp32 only: int8 is a speed-up,
+    not a reason to throw the fine-tune away.
+    """
+    variants = {FP32: Variant(file=MODEL_FILE)}
+    try:
+        quantize_dynamic_int8(staging / MODEL_FILE, staging / INT8_FILE)
+    except Exception as exc:
+        log.warning("int8 quantization failed; publishing fp32 only: %s", exc)
+        (staging / INT8_FILE).unlink(missing_ok=True)
+    else:
+        variants[INT8] = Variant(file=INT8_FILE)
+    if not eval:
+        return variants
+    index = {label: i for i, label in enumerate(labels)}
+    truth = [index[e.label] for e in eval]
+    for variant in variants.values():
+        logits = onnx_logits(
+            staging / variant.file,
+            staging / TOKENIZER_FILE,
+            [e.text for e in eval],
+            max_length=max_length,
+            pad_token_id=pad_token_id,
+        )
+        scores = classification_metrics(truth, logits.argmax(axis=1).tolist(), labels)
+        variant.eval = {k: scores[k] for k in ("accuracy", "macro_f1", "n")}
+    return variants
 
 
 def _parity_texts(examples: list[Example]) -> list[str]:

@@ -1,4 +1,5 @@
-"""Hypothesis properties: the batcher gives each caller its rows; parsers fail only cleanly."""
+"""Hypothesis properties: the batcher gives each caller its rows; parsers fail only cleanly;
+the JSON depth scan agrees with the parser."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.api.json_depth import exceeds_depth, json_depth
 from app.runtime.batcher import BatchLimits, DynamicBatcher
 from app.training.datasets import parse_dataset
 from app.training.errors import InvalidDataset
@@ -71,3 +73,37 @@ def test_jsonl_rows_survive_parsing(rows: list[tuple[str, str]]) -> None:
     data = "\n".join(json.dumps({"text": t, "label": lab}) for t, lab in rows).encode()
     parsed = parse_dataset(data, filename="d.jsonl")
     assert [(e.text, e.label) for e in parsed.examples] == rows
+
+
+# Text rich in what could fool a byte scanner: brackets, quotes, backslashes, non-ASCII.
+TRICKY = st.text(st.sampled_from(list('[]{}"\\/ aé\n\u2028日')), max_size=12)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TRICKY,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TRICKY, inner, max_size=4),
+    max_leaves=40,
+)
+
+
+def python_depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max((python_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((python_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=JSON_VALUES,
+    ensure_ascii=st.booleans(),
+    indent=st.sampled_from([None, 0, 2]),
+    encoding=st.sampled_from(["utf-8", "utf-16", "utf-32-be"]),
+    limit=st.integers(1, 8),
+)
+def test_json_depth_scan_agrees_with_the_parser(
+    value: object, ensure_ascii: bool, indent: int | None, encoding: str, limit: int
+) -> None:
+    body = json.dumps(value, ensure_ascii=ensure_ascii, indent=indent).encode(encoding)
+    depth = python_depth(json.loads(body))
+    assert json_depth(body) == depth
+    assert exceeds_depth(body, limit) is (depth > limit)

@@ -25,6 +25,7 @@ def test_models_list_is_openai_shaped_with_textserve_fields(tiny_store: ModelSto
             assert isinstance(card["created"], int) and card["created"] > 0
             assert card["active_version"] == 1 and card["loaded_version"] == 1
             assert card["provider"] == "CPUExecutionProvider"
+            assert card["variant"] == "fp32"  # the tiny model has no int8 file
             assert card["labels"] == ["negative", "neutral", "positive"]
             assert [v["version"] for v in card["versions"]] == [1, 2]
             assert card["metrics"] == {"eval": {"accuracy": 0.5}}
@@ -122,7 +123,7 @@ def test_metrics_expose_what_an_ops_dashboard_needs(tiny_store: ModelStore) -> N
             assert (
                 "textserve_model_info",
                 {"model": "sentiment", "version": "1", "provider": "CPUExecutionProvider",
-                 "task": "classification"},
+                 "task": "classification", "variant": "fp32"},
                 1.0,
             ) in info  # fmt: skip
             preds = samples("textserve_predictions")

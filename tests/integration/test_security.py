@@ -107,6 +107,72 @@ def test_rate_limit_answers_429_with_headers_per_key(tiny_store: ModelStore) -> 
     run(main)
 
 
+def test_rate_limit_headers_are_on_every_charged_answer(tiny_store: ModelStore) -> None:
+    settings = settings_for(
+        tiny_store,
+        api_keys=KEYS,
+        # A 5-request bucket refilling slowly enough that the test cannot refill it.
+        rate_limit_requests={"infer": 0.5},
+        rate_limit_texts={"infer": 100.0},
+        rate_limit_burst_s=10.0,
+    )
+
+    async def main() -> None:
+        async with running(settings) as (client, _):
+            key = {"X-API-Key": INFER}
+            one = {"text": "fine", "task": "sentiment"}
+            remaining = []
+            for _ in range(2):
+                r = await client.post("/classify", json=one, headers=key)
+                assert r.status_code == 200
+                # The request bucket describes a granted request: 5 at once at most.
+                assert r.headers["x-ratelimit-limit"] == "5"
+                assert int(r.headers["x-ratelimit-reset"]) >= 1
+                # Retry-After is for refusals only.
+                assert "retry-after" not in r.headers
+                remaining.append(int(r.headers["x-ratelimit-remaining"]))
+            # A charged request that fails validation still reports the budget it used.
+            bad = await client.post("/classify", json={"task": "sentiment"}, headers=key)
+            assert bad.status_code == 422
+            remaining.append(int(bad.headers["x-ratelimit-remaining"]))
+            # Other routes of the scope carry them too.
+            models = await client.get("/v1/models", headers=key)
+            assert models.status_code == 200
+            remaining.append(int(models.headers["x-ratelimit-remaining"]))
+            last = await client.post("/classify", json=one, headers=key)
+            remaining.append(int(last.headers["x-ratelimit-remaining"]))
+            assert remaining == [4, 3, 2, 1, 0]
+            refused = await client.post("/classify", json=one, headers=key)
+            assert refused.status_code == 429
+            assert refused.headers["x-ratelimit-limit"] == "5"
+            assert refused.headers["x-ratelimit-remaining"] == "0"
+            assert int(refused.headers["x-ratelimit-reset"]) >= 1
+            assert int(refused.headers["retry-after"]) >= 1
+            # Each header once: the refusal's own, not a second copy from the middleware.
+            assert len(refused.headers.get_list("x-ratelimit-limit")) == 1
+            # Uncharged answers carry none: probes, and requests without a valid key.
+            assert "x-ratelimit-limit" not in (await client.get("/healthz")).headers
+            assert "x-ratelimit-limit" not in (await client.post("/classify", json=one)).headers
+
+    run(main)
+
+
+def test_no_rate_limit_headers_without_limits(tiny_store: ModelStore) -> None:
+    async def main() -> None:
+        body = {"text": "fine", "task": "sentiment"}
+        # Open mode: no key, nothing to limit.
+        async with running(settings_for(tiny_store)) as (client, _):
+            r = await client.post("/classify", json=body)
+            assert r.status_code == 200 and "x-ratelimit-limit" not in r.headers
+        # A keyed scope without limits.
+        unlimited = keyed(tiny_store, rate_limit_requests={}, rate_limit_texts={})
+        async with running(unlimited) as (client, _):
+            r = await client.post("/classify", json=body, headers={"X-API-Key": INFER})
+            assert r.status_code == 200 and "x-ratelimit-limit" not in r.headers
+
+    run(main)
+
+
 def test_open_mode_warns_loudly(tiny_store: ModelStore, caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
         with caplog.at_level(logging.WARNING, logger="app.security.guard"):

@@ -15,7 +15,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
-from app.registry.manifest import MODEL_FILE, Manifest
+from app.registry.manifest import FP32, INT8, INT8_FILE, MODEL_FILE, Manifest, Variant
 from app.registry.store import ModelStore
 
 WORDS = (
@@ -111,8 +111,16 @@ def publish_tiny_classifier(
     max_seq_length: int = 16,
     seed: int = 0,
     activate: bool = True,
+    int8: bool = False,
+    variant_accuracy: dict[str, float] | None = None,
 ) -> Manifest:
-    """Build the tiny model, publish it as the next version of ``name``, maybe activate it."""
+    """Build the tiny model, publish it as the next version of ``name``, maybe activate it.
+
+    With ``int8`` the version also carries ``model.int8.onnx``, quantized by the training
+    code's own function, and a ``variants`` entry per file; ``variant_accuracy`` is what
+    those entries record as held-out accuracy (a variant left out records none). Without
+    ``int8`` the manifest lists no variants at all, like versions published before them.
+    """
     labels_l = list(labels)
     keywords = keywords if keywords is not None else default_keywords(labels_l)
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,6 +128,15 @@ def publish_tiny_classifier(
         tok = build_tokenizer(staging / "tokenizer.json")
         emb, weight, bias = tiny_weights(tok.get_vocab_size(), labels_l, keywords, tok, seed)
         onnx.save(build_graph(emb, weight, bias), str(staging / MODEL_FILE))
+        variants: dict[str, Variant] = {}
+        if int8:
+            from app.training.export import quantize_dynamic_int8
+
+            quantize_dynamic_int8(staging / MODEL_FILE, staging / INT8_FILE)
+            accuracy = variant_accuracy or {}
+            for variant, file in ((FP32, MODEL_FILE), (INT8, INT8_FILE)):
+                scored = {"accuracy": accuracy[variant], "n": 200} if variant in accuracy else {}
+                variants[variant] = Variant(file=file, eval=scored)
         manifest = store.publish(
             staging,
             Manifest(
@@ -131,6 +148,7 @@ def publish_tiny_classifier(
                 pad_token_id=0,
                 metrics={"eval": {"accuracy": 0.5 + 0.01 * seed}},
                 recipe={"built_by": "tests.support.tiny_model", "seed": seed},
+                variants=variants,
             ),
         )
     if activate:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from app.errors import DeadlineExceeded, InferenceFailed, Overloaded, ShuttingDown
-from app.runtime.batcher import BatchLimits, DynamicBatcher
+from app.runtime.batcher import BatchLimits, DynamicBatcher, best_window
 from app.runtime.tokenizer import Encoded, IntArray
 
 
@@ -274,3 +274,58 @@ def test_a_request_that_fills_a_batch_runs_alone() -> None:
     asyncio.run(main())
     batcher.join(5)
     assert [sorted(b) for b in runner.batches[1:]] == [[1, 2, 3, 4], [1, 2]]
+
+
+# -- batch shaping ---------------------------------------------------------------------------
+def _padded(lengths: list[int], lo: int, hi: int) -> int:
+    return (hi - lo + 1) * lengths[hi]
+
+
+def test_window_keeps_long_rows_out_of_a_run_of_short_ones() -> None:
+    """Short texts are not padded to a long one: that is half the work of arrival batching."""
+    lengths = sorted([8] * 10 + [60] * 2)
+    lo, hi = best_window(lengths, 0, BatchLimits(max_batch_size=32, overhead_tokens=16))
+    assert (lo, hi) == (0, 9)
+    assert _padded(lengths, lo, hi) == 80  # not 12 * 60 = 720
+
+
+def test_window_always_holds_the_anchor_so_long_rows_do_not_starve() -> None:
+    lengths = sorted([8] * 10 + [60] * 2)
+    lo, hi = best_window(lengths, 11, BatchLimits(max_batch_size=32, overhead_tokens=16))
+    assert lo <= 11 <= hi
+    assert (lo, hi) == (10, 11)
+
+
+def test_a_large_fixed_cost_per_run_favours_full_batches() -> None:
+    """On a GPU a run costs launches and copies whatever its size: padding is cheap there."""
+    lengths = sorted([8] * 10 + [60] * 2)
+    lo, hi = best_window(lengths, 0, BatchLimits(max_batch_size=32, overhead_tokens=5000))
+    assert (lo, hi) == (0, 11)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_window_respects_the_size_and_token_limits(seed: int) -> None:
+    rng = random.Random(seed)
+    lengths = sorted(rng.randint(1, 128) for _ in range(rng.randint(1, 200)))
+    limits = BatchLimits(max_batch_size=16, max_batch_tokens=600, overhead_tokens=24)
+    anchor = rng.randrange(len(lengths))
+    lo, hi = best_window(lengths, anchor, limits)
+    assert lo <= anchor <= hi
+    assert hi - lo + 1 <= limits.max_batch_size
+    # A lone row always runs, even one wider than the budget (the tokenizer caps its length).
+    assert hi == lo or _padded(lengths, lo, hi) <= limits.max_batch_tokens
+
+
+def test_a_request_that_fills_batches_alone_is_split_by_length() -> None:
+    """A client batch of mixed lengths is not padded to its longest text in one run."""
+    runner = RecordingRunner()
+    limits = BatchLimits(max_batch_size=8, max_wait_s=0, overhead_tokens=2)
+    batcher = DynamicBatcher(word_tokenize, runner, limits)
+    texts = ["a " * 2] * 8 + ["a " * 40] * 2
+
+    async def main() -> None:
+        await batcher.submit(texts, 10)
+
+    asyncio.run(main())
+    batcher.join(5)
+    assert sorted(runner.batches) == [[2] * 8, [40, 40]]

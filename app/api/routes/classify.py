@@ -12,6 +12,7 @@ from app.api.errors import InvalidInput
 from app.api.middleware import model_headers
 from app.api.schemas import ClassifyRequest, ClassifyResponse, ErrorResponse
 from app.config import Settings
+from app.service import Services
 from app.serving.classifier import Timings
 from app.serving.refs import ModelRef
 
@@ -58,9 +59,13 @@ def timing_headers(t: Timings) -> dict[str, str]:
     }
 
 
-@router.post("/classify", response_model=ClassifyResponse, responses=ERRORS)
-async def classify(body: ClassifyRequest, services: ServicesDep) -> JSONResponse:
-    """Classify one text (`text`) or several (`texts`) with a task's model or a named one."""
+async def answer(
+    services: Services, body: ClassifyRequest
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The answer to a valid classify request: its JSON payload and its headers.
+
+    Shared by the documented FastAPI route and the lean endpoint (app/api/lean.py).
+    """
     settings = services.settings
     single = body.text is not None
     texts = [body.text] if body.text is not None else (body.texts or [])
@@ -84,6 +89,13 @@ async def classify(body: ClassifyRequest, services: ServicesDep) -> JSONResponse
         first = results[0]
         payload.update(label=first["label"], score=first["score"], truncated=first["truncated"])
     payload["results"] = results
-    # Built by hand rather than through response_model: skips a second validation pass.
     headers = {**timing_headers(result.timings), **model_headers(result.model, result.version)}
+    return payload, headers
+
+
+@router.post("/classify", response_model=ClassifyResponse, responses=ERRORS)
+async def classify(body: ClassifyRequest, services: ServicesDep) -> JSONResponse:
+    """Classify one text (`text`) or several (`texts`) with a task's model or a named one."""
+    payload, headers = await answer(services, body)
+    # Built by hand rather than through response_model: skips a second validation pass.
     return JSONResponse(payload, headers=headers)

@@ -43,6 +43,7 @@ def model_card(services: Services, name: str) -> ModelCard:
         active_version=active,
         loaded_version=engine.version if engine else None,
         provider=engine.provider if engine else None,
+        variant=engine.variant if engine else None,
         metrics=current.metrics,
         versions=[
             ModelVersionInfo(
@@ -53,6 +54,7 @@ def model_card(services: Services, name: str) -> ModelCard:
                 base_model=m.base_model,
                 max_seq_length=m.max_seq_length,
                 metrics=m.metrics,
+                variants={k: v.model_dump() for k, v in m.variants.items()},
             )
             for m in manifests
         ],

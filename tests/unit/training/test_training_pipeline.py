@@ -175,8 +175,21 @@ def test_build_classifier_publishes_an_active_verified_version(tmp_path: Path) -
     assert manifest.version == 1
     assert store.active_version("tickets") == 1
     assert store.verify("tickets", 1) == manifest
-    assert stages == ["training", "evaluating", "exporting", "checking parity", "publishing"]
-    assert {"model.onnx", "tokenizer.json"} <= set(manifest.files)
+    assert stages == [
+        "training",
+        "evaluating",
+        "exporting",
+        "checking parity",
+        "quantizing",
+        "publishing",
+    ]
+    assert {"model.onnx", "model.int8.onnx", "tokenizer.json"} <= set(manifest.files)
+    assert manifest.variant_files() == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    for variant in manifest.variants.values():
+        assert variant.eval["n"] == 12
+        assert 0 <= variant.eval["accuracy"] <= 1
+    # The fp32 file scored through ONNX Runtime is the trained model scored through torch.
+    assert manifest.variant_accuracy("fp32") == manifest.metrics["eval"]["accuracy"]
     assert all(len(digest) == 64 for digest in manifest.files.values())
     assert manifest.inputs == ["input_ids", "attention_mask", "token_type_ids"]
     assert (manifest.task, manifest.labels, manifest.max_seq_length) == (

@@ -1,0 +1,77 @@
+"""Which ONNX file of a version to load: fp32, or int8 where it is faster and as accurate.
+
+The ``model_variant`` setting decides: ``fp32`` and ``int8`` ask for that file, ``auto``
+(the default) picks int8 on the CPU execution provider when the version has an int8 variant
+whose recorded held-out accuracy is within ``AUTO_MAX_ACCURACY_DROP`` of fp32's, else fp32.
+On another provider (CUDA) ``auto`` keeps fp32: dynamic int8 quantization is tuned for
+CPU kernels (VNNI, AMX), and a GPU gets its speed from half precision instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import onnxruntime as ort
+
+from app.registry.manifest import FP32, INT8, Manifest
+from app.runtime.session import LoadedSession, SessionOptions, create_session
+
+log = logging.getLogger(__name__)
+
+VariantSetting = Literal["auto", "fp32", "int8"]
+CPU = "CPUExecutionProvider"
+# "Within 1 point": accuracy is a fraction, so one percentage point. The small slack keeps
+# a drop of exactly one point (e.g. 0.90 vs 0.89, stored as binary floats) inside it.
+AUTO_MAX_ACCURACY_DROP = 0.01 + 1e-9
+
+
+def expected_provider(options: SessionOptions) -> str:
+    """The provider ``create_session`` will try first: the first wanted one ORT offers here."""
+    available = set(ort.get_available_providers())
+    return next((p for p in options.providers if p in available), CPU)
+
+
+def choose_variant(manifest: Manifest, setting: VariantSetting, provider: str) -> str:
+    """The variant of ``manifest`` to load under ``setting`` on ``provider``."""
+    files = manifest.variant_files()
+    if setting == FP32:
+        return FP32
+    if setting == INT8:
+        if INT8 in files:
+            return INT8
+        # Older versions and reply models have no int8 file: serve them rather than refuse.
+        log.warning("%s@%s has no int8 variant; loading fp32", manifest.name, manifest.version)
+        return FP32
+    if provider != CPU or INT8 not in files:
+        return FP32
+    int8, fp32 = manifest.variant_accuracy(INT8), manifest.variant_accuracy(FP32)
+    if int8 is None or fp32 is None:
+        return FP32  # nothing says the int8 file is as good: do not guess
+    return INT8 if fp32 - int8 <= AUTO_MAX_ACCURACY_DROP else FP32
+
+
+def load_variant(
+    folder: Path, manifest: Manifest, options: SessionOptions, setting: VariantSetting
+) -> tuple[LoadedSession, str]:
+    """Open the chosen variant's file; returns the session and the variant's name."""
+    variant = choose_variant(manifest, setting, expected_provider(options))
+    loaded = create_session(folder / manifest.variant_files()[variant], options)
+    if loaded.provider != expected_provider(options):
+        # The preferred provider failed to start (a CUDA build without a usable device):
+        # choose again for where the session really runs.
+        again = choose_variant(manifest, setting, loaded.provider)
+        if again != variant:
+            variant = again
+            loaded = create_session(folder / manifest.variant_files()[variant], options)
+    return loaded, variant
+
+
+__all__ = [
+    "AUTO_MAX_ACCURACY_DROP",
+    "VariantSetting",
+    "choose_variant",
+    "expected_provider",
+    "load_variant",
+]

@@ -1,0 +1,125 @@
+"""The performance issue's targets, computed from one ``bench/classify.py`` report.
+
+Every figure is a ratio or a difference against a baseline measured in the same run, so the
+table means the same on any machine. Nothing is asserted: the table says what was met.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _level(report: dict[str, Any], kind: str, concurrency: int | None = None) -> dict[str, Any]:
+    levels = [
+        lv
+        for lv in report.get("server", {}).get("levels", [])
+        if lv["kind"] == kind and (concurrency is None or lv["concurrency"] == concurrency)
+    ]
+    return max(levels, key=lambda lv: lv["texts_per_s"]) if levels else {}
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of (target, goal, measured, met) for the figures the report holds."""
+    rows: list[dict[str, Any]] = []
+    runs = report.get("direct", {}).get("runs", {})
+    limit = report.get("limit_texts_per_s")
+
+    def add(name: str, goal: str, measured: float, met: bool, note: str) -> None:
+        rows.append({"target": name, "goal": goal, "measured": measured, "met": met, "note": note})
+
+    top = max((lv["concurrency"] for lv in report.get("server", {}).get("levels", [])), default=0)
+    busy = _level(report, "single", top)
+    if limit and busy:
+        ratio = busy["texts_per_s"] / limit
+        add(
+            f"1. single-text, {top} clients",
+            ">= 0.75 x limit",
+            ratio,
+            ratio >= 0.75,
+            f"{busy['texts_per_s']:.1f} vs limit {limit:.1f} texts/s",
+        )
+    batched = _level(report, "batched_32")
+    if limit and batched:
+        ratio = batched["texts_per_s"] / limit
+        add(
+            "2. client batches of 32",
+            ">= 0.90 x limit",
+            ratio,
+            ratio >= 0.90,
+            f"{batched['texts_per_s']:.1f} texts/s at {batched['concurrency']} clients",
+        )
+    one = _level(report, "single", 1)
+    raw = runs.get("single", {}).get("latency_ms", {})
+    if one and raw:
+        gap = one["latency_ms"]["p50"] - raw["p50"]
+        add(
+            "3. p50 at 1 client over one raw call",
+            "<= 1.0 ms",
+            gap,
+            gap <= 1.0,
+            f"server {one['latency_ms']['p50']:.2f} ms, raw {raw['p50']:.2f} ms",
+        )
+    if busy:
+        lat = busy["latency_ms"]
+        tail = lat["p99"] / lat["p50"]
+        unanswered = sum(busy["errors"].values())
+        add(
+            f"4. p99 / p50 at {top} clients",
+            "<= 3, none unanswered",
+            tail,
+            tail <= 3.0 and unanswered == 0,
+            f"p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, {unanswered} errors",
+        )
+    sorted_run = runs.get("sorted_32")
+    if busy and sorted_run:
+        extra = busy["server_cpu_ms_per_text"] - sorted_run["cpu_ms_per_text"]
+        add(
+            "5. server CPU per request over the model's",
+            "<= 1.5 ms",
+            extra,
+            extra <= 1.5,
+            f"{busy['server_cpu_ms_per_text']:.2f} vs {sorted_run['cpu_ms_per_text']:.2f} ms; "
+            f"event loop {busy['loop_cpu_ms_per_request']:.2f} ms/request",
+        )
+    naive = report.get("baseline", {}).get("levels", [])
+    if busy and naive:
+        best = max(lv["texts_per_s"] for lv in naive)
+        ratio = busy["texts_per_s"] / best
+        add(
+            "6. over the naive pipeline server",
+            ">= 3 x",
+            ratio,
+            ratio >= 3.0,
+            f"naive {best:.1f} texts/s (FastAPI + transformers pipeline, same model)",
+        )
+    server = report.get("server", {})
+    if "cold_start_s" in server:
+        add(
+            "10. cold start / memory",
+            "reported",
+            server["cold_start_s"],
+            True,
+            f"{server['cold_start_s']:.1f} s to /readyz; RSS {server['memory']['rss_mb']:.0f} "
+            f"MiB (peak {server['memory']['peak_rss_mb']:.0f})",
+        )
+    return rows
+
+
+def render_targets(rows: list[dict[str, Any]], console: Console) -> None:
+    if not rows:
+        return
+    t = Table(title="targets (each against a baseline measured in this run)")
+    for col in ("target", "goal", "measured", "met", "how"):
+        t.add_column(col, justify="left" if col in ("target", "how") else "right")
+    for row in rows:
+        t.add_row(
+            row["target"],
+            row["goal"],
+            f"{row['measured']:.2f}",
+            "yes" if row["met"] else "[red]no[/]",
+            row["note"],
+        )
+    console.print(t)
