@@ -19,7 +19,6 @@ from rich.console import Console
 
 from app.config import Settings
 from app.errors import TextserveError
-from app.runtime.layout import plan
 
 cli = typer.Typer(
     help="Serve text models on ONNX Runtime, and build them.",
@@ -36,7 +35,7 @@ def serve(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(min=0, help="Server processes; 0: from the cores (env TEXTSERVE_WORKERS)."),
+        typer.Option(min=1, help="Server processes (env TEXTSERVE_WORKERS)."),
     ] = None,
 ) -> None:
     """Serve every model with an active version over HTTP."""
@@ -50,7 +49,7 @@ def serve(
         if value is not None
     }
     settings = Settings(**overrides)
-    workers = plan(settings.workers, settings.intra_op_threads).workers
+    workers = settings.workers
     grace = math.ceil(settings.drain_timeout_s)
     # Uvicorn drains, then re-raises SIGTERM with the handler it found: a drained stop exits 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)

@@ -28,10 +28,15 @@ class Settings(BaseSettings):
         DEFAULT_PROVIDERS, description="ONNX Runtime execution providers, in order of preference."
     )
     workers: int = Field(
-        1, ge=0, description="Server processes (0: from the cores, see app/runtime/layout.py)."
+        1, ge=1, description="Server processes (each loads the models and has its own metrics)."
+    )
+    batch_streams: int = Field(
+        0,
+        ge=0,
+        description="Model runs in flight per model (0: from the cores, app/runtime/layout.py).",
     )
     intra_op_threads: int = Field(
-        0, ge=0, description="ORT intra-op threads per process (0: the process's share of cores)."
+        0, ge=0, description="ORT intra-op threads per run (0: the run's share of the cores)."
     )
     inter_op_threads: int = Field(1, ge=0, description="ORT inter-op threads.")
     cuda_device_id: int = Field(0, ge=0, description="GPU the CUDA provider runs on.")

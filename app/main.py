@@ -42,6 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             # Uvicorn has already finished in-flight requests by now; drain the queues.
             services.stop()
+            # Buffered log lines (app/logs.py) reach stderr before the process exits.
+            for handler in logging.getLogger().handlers:
+                handler.flush()
 
     app = FastAPI(
         title="textserve",

@@ -13,8 +13,9 @@ from app.registry.registry import ModelRegistry
 from app.registry.store import ModelStore
 from app.runtime.batcher import BatchLimits
 from app.runtime.engine import EngineConfig
-from app.runtime.layout import plan
-from app.runtime.session import SessionOptions
+from app.runtime.layout import Layout, plan
+from app.runtime.session import CUDA, SessionOptions
+from app.runtime.variants import expected_provider
 from app.serving.classifier import Classifier
 from app.serving.conversations import ConversationLimits, ConversationStore
 from app.serving.responder import ReplyPolicy, Responder
@@ -22,11 +23,19 @@ from app.serving.responder import ReplyPolicy, Responder
 log = logging.getLogger(__name__)
 
 
+def engine_layout(settings: Settings) -> Layout:
+    """Processes x runs in flight x ORT threads for these settings on this machine."""
+    gpu = expected_provider(SessionOptions(providers=settings.providers)) == CUDA
+    return plan(settings.workers, settings.batch_streams, settings.intra_op_threads, gpu=gpu)
+
+
 def engine_config(settings: Settings) -> EngineConfig:
+    layout = engine_layout(settings)
     return EngineConfig(
+        streams=layout.streams,
         session=SessionOptions(
             providers=settings.providers,
-            intra_op_threads=plan(settings.workers, settings.intra_op_threads).threads,
+            intra_op_threads=layout.threads,
             inter_op_threads=settings.inter_op_threads,
             allow_spinning=settings.ort_spinning,
             cuda_device_id=settings.cuda_device_id,

@@ -1,10 +1,11 @@
 """Processes x ORT threads: which split of the cores serves the most, at what latency.
 
-Starts the server once per layout (``TEXTSERVE_WORKERS`` x ``TEXTSERVE_INTRA_OP_THREADS``),
+Starts the server once per layout, ``WORKERSxSTREAMSxTHREADS`` (``TEXTSERVE_WORKERS``,
+``TEXTSERVE_BATCH_STREAMS``: model runs in flight per process, ``TEXTSERVE_INTRA_OP_THREADS``),
 drives single-text /classify at one concurrency with wrk, and reports texts/s, latency, CPU
 per text and memory. Prints a table and saves JSON. Nothing is asserted.
 
-    python bench/cores.py --data ../shared/data/sst2/dev.tsv --layouts 1x2,2x1
+    python bench/cores.py --data ../shared/data/sst2/dev.tsv --layouts 1x1x2,1x2x1,2x1x1
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--text-column")
     p.add_argument("--model", default="sentiment")
     p.add_argument("--store", type=Path, default=Path("models"))
-    p.add_argument("--layouts", default="1x2,2x1", help="WORKERSxTHREADS, comma-separated")
+    p.add_argument(
+        "--layouts", default="1x1x2,1x2x1,2x1x1", help="WORKERSxSTREAMSxTHREADS, comma-separated"
+    )
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--duration", type=float, default=12.0)
     p.add_argument("--warmup", type=float, default=2.0)
@@ -56,10 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     client = choose_client(args.client)
     rows: list[dict[str, Any]] = []
     for layout in args.layouts.split(","):
-        workers, threads = (int(x) for x in layout.lower().split("x"))
+        workers, streams, threads = (int(x) for x in layout.lower().split("x"))
         env = {
             **store_env(args.store, args.model),
             "TEXTSERVE_WORKERS": str(workers),
+            "TEXTSERVE_BATCH_STREAMS": str(streams),
             "TEXTSERVE_INTRA_OP_THREADS": str(threads),
             "TEXTSERVE_LOG_LEVEL": "warning",
         }
@@ -69,17 +73,31 @@ def main(argv: list[str] | None = None) -> None:
             cold = server.ready_s
         level.pop("latencies_ms")
         rows.append(
-            {"workers": workers, "threads": threads, "cold_start_s": cold, **memory, **level}
+            {
+                "workers": workers,
+                "streams": streams,
+                "threads": threads,
+                "cold_start_s": cold,
+                **memory,
+                **level,
+            }
         )
         print(f"  {layout}: {level['texts_per_s']:.1f} texts/s", file=sys.stderr)
     best = max(r["texts_per_s"] for r in rows)
     t = Table(title=f"layouts at {args.concurrency} clients, single-text /classify ({client})")
-    for col in ("workers x threads", "texts/s", "x best", "p50 ms", "p99 ms", "cpu ms/text"):
+    for col in (
+        "processes x runs x threads",
+        "texts/s",
+        "x best",
+        "p50 ms",
+        "p99 ms",
+        "cpu ms/text",
+    ):
         t.add_column(col, justify="right")
     t.add_column("RSS MiB", justify="right")
     for r in rows:
         t.add_row(
-            f"{r['workers']} x {r['threads']}",
+            f"{r['workers']} x {r['streams']} x {r['threads']}",
             f"{r['texts_per_s']:.1f}",
             f"{r['texts_per_s'] / best:.2f}",
             f"{r['latency_ms']['p50']:.1f}",

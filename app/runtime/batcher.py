@@ -17,6 +17,7 @@ only enqueues and awaits. Scheduling, per pass:
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -102,15 +103,29 @@ class DynamicBatcher:
         limits: BatchLimits,
         observer: BatchObserver | None = None,
         name: str = "batcher",
+        streams: int = 1,
     ) -> None:
+        """``streams``: model runs in flight at once. With one, the scheduling thread runs
+        each batch itself; with more, that many runner threads take batches from it while it
+        tokenizes and shapes the next ones (each run then gets its share of the cores)."""
         self._tokenize = tokenize
         self._run_fn = run
         self.limits = limits
         self._obs = observer or BatchObserver()
         self._cond = threading.Condition()
         self._incoming: list[_Job] = []
+        self._done: list[_Completion] = []
         self._queued_texts = 0
         self._closed = False
+        self._streams = max(1, streams)
+        self._idle = self._streams
+        self._tasks: queue.SimpleQueue[list[_Row] | None] = queue.SimpleQueue()
+        self._runners = [
+            threading.Thread(target=self._runner, name=f"{name}-run-{i}", daemon=True)
+            for i in range(self._streams if self._streams > 1 else 0)
+        ]
+        for runner in self._runners:
+            runner.start()
         self._thread = threading.Thread(target=self._worker, name=name, daemon=True)
         self._thread.start()
 
@@ -136,7 +151,8 @@ class DynamicBatcher:
                 )
             self._incoming.append(job)
             self._queued_texts += len(texts)
-            self._obs.queued(self._queued_texts)
+            # The depth gauge is set by the worker when it takes arrivals in: not here, where
+            # its lock would be taken on the event loop once per request.
             self._cond.notify()
         # A timer on the loop instead of asyncio.wait_for: same effect, without the extra
         # waiter future and callbacks per request (this is the hot path of every request).
@@ -182,18 +198,34 @@ class DynamicBatcher:
     _last_batch = 0
 
     def _worker(self) -> None:
+        """The scheduler: admits arrivals, drops the dead, shapes batches, scatters results.
+
+        Every job's state is touched on this thread only; runner threads (``streams > 1``)
+        just run the batches they are given and hand the outputs back.
+        """
         pool: list[_Row] = []
         while True:
             with self._cond:
-                while not self._incoming and not pool and not self._closed:
+                while not self._has_work(pool):
                     self._cond.wait()
-                if self._abort or (self._closed and not self._incoming and not pool):
+                if self._abort or (
+                    self._closed
+                    and not self._incoming
+                    and not self._done
+                    and not pool
+                    and self._idle == self._streams
+                ):
                     break
                 new, self._incoming = self._incoming, []
+                done, self._done = self._done, []
+                depth = self._queued_texts
+            for completion in done:
+                self._complete(*completion)
             if new:
+                self._obs.queued(depth)
                 self._admit(new, pool)
             self._drop_dead(pool)
-            if not pool:
+            if not pool or not self._idle:
                 continue
             # Waiting to fill a batch only pays under load: a lone caller (the last run held
             # one row) goes straight to the model instead of idling for max_wait.
@@ -202,12 +234,47 @@ class DynamicBatcher:
                 wait_left = pool[0].job.enqueued + self.limits.max_wait_s - time.monotonic()
                 if wait_left > 0:
                     with self._cond:
-                        self._cond.wait_for(lambda: bool(self._incoming), timeout=wait_left)
+                        self._cond.wait_for(
+                            lambda: bool(self._incoming or self._done), timeout=wait_left
+                        )
                     continue
             batch = self._select(pool)
-            self._execute(batch)
+            self._dispatch(batch)
+            if self._streams == 1:
+                self._complete(batch, *self._run(batch))
+            else:
+                with self._cond:
+                    self._idle -= 1
+                self._tasks.put(batch)
+        for _ in self._runners:
+            self._tasks.put(None)
         for row in pool:
             self._fail(row.job, ShuttingDown("the service shut down before this ran"))
+
+    def _has_work(self, pool: list[_Row]) -> bool:
+        """Whether the scheduler has something to do (called holding the condition)."""
+        if self._abort or self._incoming or self._done:
+            return True
+        if pool:
+            return self._idle > 0  # else: wait for a run to finish
+        # Nothing queued: only shutting down, once every run in flight is back, remains.
+        return self._closed and self._idle == self._streams
+
+    def _runner(self) -> None:
+        while (batch := self._tasks.get()) is not None:
+            outcome = self._run(batch)
+            with self._cond:
+                self._done.append((batch, *outcome))
+                self._idle += 1
+                self._cond.notify()
+
+    def _run(self, batch: list[_Row]) -> tuple[list[np.ndarray] | Exception, float]:
+        t0 = time.perf_counter()
+        try:
+            outputs: list[np.ndarray] | Exception = self._run_fn([r.ids for r in batch])
+        except Exception as exc:  # answered per job by _complete; the thread lives on
+            outputs = exc
+        return outputs, time.perf_counter() - t0
 
     def _admit(self, jobs: list[_Job], pool: list[_Row]) -> None:
         texts = [t for job in jobs for t in job.texts]
@@ -235,10 +302,12 @@ class DynamicBatcher:
         dead = {r.job for r in pool if r.job.abandoned or r.job.finished or r.job.deadline <= now}
         if not dead:
             return
+        queued = sum(1 for r in pool if r.job in dead)
         pool[:] = [r for r in pool if r.job not in dead]
+        # Only the rows still queued: rows of these jobs already running were released when
+        # they were dispatched, and their outputs will be discarded.
+        self._release(queued)
         for job in dead:
-            self._release(job.remaining)
-            job.remaining = 0
             if not job.abandoned and not job.finished:
                 self._obs.rejected("deadline")
                 self._fail(job, DeadlineExceeded("deadline passed while queued"))
@@ -268,22 +337,23 @@ class DynamicBatcher:
         pool[:] = [r for i, r in enumerate(pool) if i not in picked]
         return batch
 
-    def _execute(self, batch: list[_Row]) -> None:
+    def _dispatch(self, batch: list[_Row]) -> None:
         now = time.monotonic()
         for row in batch:
             if row.job.started is None:
                 row.job.started = now
                 self._obs.dequeued(now - row.job.enqueued)
         self._release(len(batch))
-        t0 = time.perf_counter()
-        try:
-            outputs = self._run_fn([r.ids for r in batch])
-        except Exception as exc:
+
+    def _complete(
+        self, batch: list[_Row], outputs: list[np.ndarray] | Exception, seconds: float
+    ) -> None:
+        if isinstance(outputs, Exception):
+            exc = outputs
             self._obs.failed()
             for job in {r.job for r in batch}:
                 self._fail(job, InferenceFailed(f"model run failed: {type(exc).__name__}: {exc}"))
             return
-        seconds = time.perf_counter() - t0
         self._last_batch = len(batch)
         self._obs.batch(len(batch), len(batch) * max(r.length for r in batch), seconds)
         touched: dict[_Job, None] = {}
@@ -364,6 +434,8 @@ def best_window(lengths: list[int], anchor: int, limits: BatchLimits) -> tuple[i
 
 
 _Answer = tuple["asyncio.Future[BatchResult]", BatchResult | None, Exception | None]
+# A batch run by a runner thread: its rows, the outputs (or what the run raised), seconds.
+_Completion = tuple[list[_Row], list[np.ndarray] | Exception, float]
 
 
 def _resolve_all(answers: list[_Answer]) -> None:

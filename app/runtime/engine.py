@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,6 +77,8 @@ class EngineConfig:
     calibrate: bool = False
     # Run through IO binding when the session is on CUDA.
     io_binding: bool = True
+    # Model runs in flight at once (app/runtime/layout.py).
+    streams: int = 1
     # Which ONNX file of a version to load (app/runtime/variants.py).
     variant: VariantSetting = "auto"
 
@@ -99,14 +100,13 @@ class InferenceEngine:
         self._tokenizer = TextTokenizer(
             folder / manifest.tokenizer_file, manifest.max_seq_length, manifest.pad_token_id
         )
-        # ORT's run() is thread-safe, but the batcher thread is its only caller in serving.
-        self._run_lock = threading.Lock()
         self._batcher = DynamicBatcher(
             self._tokenizer.encode,
             self._run,
             config.limits,
             _MetricsObserver(metrics, self.name, str(self.version)),
             name=f"batcher-{self.name}-{self.version}",
+            streams=config.streams,
         )
         self._calibrate = config.calibrate
         # IO binding where the session runs on a GPU (see run_bound).
@@ -124,10 +124,12 @@ class InferenceEngine:
 
     def _run(self, rows: list[IntArray]) -> list[np.ndarray]:
         feeds = pad_batch(rows, self._tokenizer.pad_token_id, self._input_names)
-        with self._run_lock:
-            if self._io_binding:
-                return run_bound(self._session, feeds, self.output_names, "cuda", self._device_id)
-            outputs = self._session.run(self.output_names, feeds)
+        # No lock: ORT sessions take concurrent runs, which is what streams > 1 relies on.
+        # The session is only dropped (close) after the batcher has stopped running.
+        session = self._session
+        if self._io_binding:
+            return run_bound(session, feeds, self.output_names, "cuda", self._device_id)
+        outputs = session.run(self.output_names, feeds)
         return [np.asarray(o) for o in outputs]
 
     def run_direct(self, texts: list[str]) -> tuple[list[np.ndarray], list[bool]]:
@@ -184,8 +186,8 @@ class InferenceEngine:
         """Stop taking work, finish what is queued within the grace period, free the session."""
         drained = self._batcher.join(drain_timeout_s)
         # Dropping the session frees its weights and arena now, not when the last stray
-        # reference to this engine goes; the batcher thread that used it has exited.
-        with self._run_lock:
-            self._session = None
+        # reference to this engine goes. A run still going past the grace period holds its
+        # own reference and finishes.
+        self._session = None
         log.info("engine %s closed (drained=%s)", self.ref, drained)
         return drained

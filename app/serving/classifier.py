@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,9 @@ class Classifier:
     def __init__(self, registry: ModelRegistry, metrics: Metrics) -> None:
         self._registry = registry
         self._predictions = metrics.predictions
+        # Labelled children by (model, version, label): .labels() costs a lookup and a lock
+        # per call, and this runs once per text on the event loop.
+        self._counters: dict[tuple[str, str, str], Any] = {}
 
     async def classify(
         self,
@@ -86,7 +90,11 @@ class Classifier:
                 order = np.argsort(-row)[:k]
                 scores = {labels[j]: float(row[j]) for j in order}
             label = labels[int(idx)]
-            self._predictions.labels(engine.name, version, label).inc()
+            key = (engine.name, version, label)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = self._predictions.labels(*key)
+            counter.inc()
             predictions.append(Prediction(label, float(row[idx]), scores, truncated))
         timings = Timings(
             total_s=time.perf_counter() - started,

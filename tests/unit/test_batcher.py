@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from app.errors import DeadlineExceeded, InferenceFailed, Overloaded, ShuttingDown
-from app.runtime.batcher import BatchLimits, DynamicBatcher, best_window
+from app.runtime.batcher import BatchLimits, BatchResult, DynamicBatcher, best_window
 from app.runtime.tokenizer import Encoded, IntArray
 
 
@@ -51,12 +51,12 @@ def random_text(rng: random.Random) -> str:
     return " ".join(rng.choice(words) for _ in range(rng.randint(1, 60)))
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_many_concurrent_callers_each_get_exactly_their_rows(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "streams"), [(0, 1), (1, 1), (0, 2), (1, 3)])
+def test_many_concurrent_callers_each_get_exactly_their_rows(seed: int, streams: int) -> None:
     rng = random.Random(seed)
     limits = BatchLimits(max_batch_size=16, max_batch_tokens=400, max_wait_s=0.002)
     runner = RecordingRunner()
-    batcher = DynamicBatcher(word_tokenize, runner, limits)
+    batcher = DynamicBatcher(word_tokenize, runner, limits, streams=streams)
     requests = [[random_text(rng) for _ in range(rng.randint(1, 12))] for _ in range(120)]
 
     async def main() -> list[list[np.ndarray]]:
@@ -329,3 +329,81 @@ def test_a_request_that_fills_batches_alone_is_split_by_length() -> None:
     asyncio.run(main())
     batcher.join(5)
     assert sorted(runner.batches) == [[2] * 8, [40, 40]]
+
+
+# -- several runs in flight ------------------------------------------------------------------
+class ConcurrencyRunner(RecordingRunner):
+    """Records how many runs were inside the model at once."""
+
+    def __init__(self, hold_s: float) -> None:
+        super().__init__()
+        self.hold_s = hold_s
+        self.inside = 0
+        self.most_inside = 0
+
+    def __call__(self, rows: list[IntArray]) -> list[np.ndarray]:
+        with self.lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            threading.Event().wait(self.hold_s)
+            return super().__call__(rows)
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_streams_bound_the_runs_in_flight(streams: int) -> None:
+    """Two streams keep two runs going (each on its share of the cores), never more."""
+    runner = ConcurrencyRunner(hold_s=0.02)
+    limits = BatchLimits(max_batch_size=2, max_wait_s=0, overhead_tokens=1000)
+    batcher = DynamicBatcher(word_tokenize, runner, limits, streams=streams)
+
+    async def main() -> None:
+        await asyncio.gather(*(batcher.submit([f"text {i}"], 10) for i in range(12)))
+
+    asyncio.run(main())
+    assert batcher.join(5)
+    assert runner.most_inside == streams
+
+
+def test_a_failing_run_on_a_stream_fails_only_its_callers() -> None:
+    calls = {"n": 0}
+
+    def flaky(rows: list[IntArray]) -> list[np.ndarray]:
+        calls["n"] += 1
+        if any(int(r[0]) == 7 for r in rows):
+            raise RuntimeError("bad row")
+        return RecordingRunner()(rows)
+
+    limits = BatchLimits(max_batch_size=1, max_wait_s=0)
+    batcher = DynamicBatcher(word_tokenize, flaky, limits, streams=2)
+
+    async def main() -> list[object]:
+        texts = ["aaaaaaa", "bb", "ccc", "dddd"]  # the first tokenizes to [7]
+        return await asyncio.gather(
+            *(batcher.submit([t], 10) for t in texts), return_exceptions=True
+        )
+
+    results = asyncio.run(main())
+    assert batcher.join(5)
+    assert isinstance(results[0], InferenceFailed)
+    assert all(not isinstance(r, BaseException) for r in results[1:])
+
+
+def test_drain_with_streams_answers_everything_queued() -> None:
+    runner = ConcurrencyRunner(hold_s=0.01)
+    limits = BatchLimits(max_batch_size=2, max_wait_s=0)
+    batcher = DynamicBatcher(word_tokenize, runner, limits, streams=2)
+
+    async def main() -> list[BatchResult]:
+        tasks = [asyncio.create_task(batcher.submit([f"t {i}"], 10)) for i in range(20)]
+        await asyncio.sleep(0)
+        batcher.close()  # no new work, but everything queued still runs
+        return await asyncio.gather(*tasks)
+
+    results = asyncio.run(main())
+    assert batcher.join(5)
+    assert len(results) == 20
+    assert sum(len(b) for b in runner.batches) == 20

@@ -1,31 +1,42 @@
-"""Processes x threads from one setting: nothing oversubscribes the cores."""
+"""Processes x runs in flight x ORT threads from the settings: nothing oversubscribes."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.runtime.layout import AUTO_THREADS_PER_WORKER, Layout, plan
+from app.runtime.layout import AUTO_THREADS_PER_STREAM, Layout, plan
 
 
 @pytest.mark.parametrize("cores", [1, 2, 3, 4, 8, 16, 64])
-def test_auto_never_runs_more_threads_than_cores(cores: int) -> None:
-    layout = plan(0, 0, cores=cores)
-    assert layout.workers >= 1 and layout.threads >= 1
-    assert layout.workers * layout.threads <= max(cores, 1)
-    assert layout.threads <= max(AUTO_THREADS_PER_WORKER, cores // layout.workers)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_auto_fills_the_cores_without_oversubscribing(cores: int, workers: int) -> None:
+    layout = plan(workers, 0, 0, cores=cores)
+    assert layout.workers == workers
+    assert layout.streams >= 1 and layout.threads >= 1
+    used = layout.workers * layout.streams * layout.threads
+    assert used <= max(cores, workers)
+    if cores >= workers * AUTO_THREADS_PER_STREAM:
+        assert used > cores - workers * layout.threads  # at most one run's share left idle
 
 
-def test_workers_given_split_the_cores_between_them() -> None:
-    assert plan(1, 0, cores=2) == Layout(1, 2)
-    assert plan(2, 0, cores=2) == Layout(2, 1)
-    assert plan(4, 0, cores=16) == Layout(4, 4)
+def test_two_cores_measured_best_is_two_single_thread_runs() -> None:
+    assert plan(1, 0, 0, cores=2) == Layout(1, 2, AUTO_THREADS_PER_STREAM)
 
 
-def test_threads_given_set_how_many_workers_fit() -> None:
-    assert plan(0, 1, cores=2) == Layout(2, 1)
-    assert plan(0, 4, cores=16) == Layout(4, 4)
+def test_given_streams_split_the_cores_between_them() -> None:
+    assert plan(1, 1, 0, cores=2) == Layout(1, 1, 2)
+    assert plan(1, 4, 0, cores=16) == Layout(1, 4, 4)
+    assert plan(2, 1, 0, cores=8) == Layout(2, 1, 4)
 
 
-def test_explicit_layout_is_kept_even_when_it_oversubscribes() -> None:
-    """An operator may know better (hyperthreads, a dedicated box); the setting is obeyed."""
-    assert plan(3, 2, cores=2) == Layout(3, 2)
+def test_given_threads_set_how_many_streams_fit() -> None:
+    assert plan(1, 0, 2, cores=8) == Layout(1, 4, 2)
+
+
+def test_a_gpu_gets_one_stream_per_process() -> None:
+    assert plan(1, 0, 0, cores=16, gpu=True).streams == 1
+
+
+def test_an_explicit_layout_is_kept_even_when_it_oversubscribes() -> None:
+    """An operator may know better (hyperthreads, a dedicated box): the settings are obeyed."""
+    assert plan(1, 3, 2, cores=2) == Layout(1, 3, 2)
