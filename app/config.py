@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Model runs in flight per model (0: from the cores, app/runtime/layout.py).",
     )
+    solo_session: bool = Field(
+        True,
+        description="With several runs in flight, also load a session on all the cores for "
+        "lone requests (light-load latency, for a second copy of the weights).",
+    )
     intra_op_threads: int = Field(
         0, ge=0, description="ORT intra-op threads per run (0: the run's share of the cores)."
     )

@@ -33,6 +33,7 @@ def engine_config(settings: Settings) -> EngineConfig:
     layout = engine_layout(settings)
     return EngineConfig(
         streams=layout.streams,
+        solo_session=settings.solo_session,
         session=SessionOptions(
             providers=settings.providers,
             intra_op_threads=layout.threads,

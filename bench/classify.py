@@ -120,7 +120,10 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
 def _time_batches(
     engine: InferenceEngine, batches: list[list[str]], max_s: float, streams: int = 1
 ) -> dict[str, Any]:
-    engine.run_direct(batches[0])  # this shape's first run is not timed
+    # One run at a time goes to the all-cores session where there is one, as a lone
+    # request does in the server; several at a time share the cores as the server's do.
+    solo = streams == 1
+    engine.run_direct(batches[0], solo)  # this shape's first run is not timed
     per_run: list[float] = []
     sizes: list[int] = []
     work = iter(batches)
@@ -138,7 +141,7 @@ def _time_batches(
             if batch is None:
                 return
             t = time.perf_counter()
-            engine.run_direct(batch)
+            engine.run_direct(batch, solo)
             with lock:
                 per_run.append(time.perf_counter() - t)
                 sizes.append(len(batch))

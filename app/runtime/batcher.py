@@ -104,12 +104,16 @@ class DynamicBatcher:
         observer: BatchObserver | None = None,
         name: str = "batcher",
         streams: int = 1,
+        run_solo: RunFn | None = None,
     ) -> None:
         """``streams``: model runs in flight at once. With one, the scheduling thread runs
         each batch itself; with more, that many runner threads take batches from it while it
-        tokenizes and shapes the next ones (each run then gets its share of the cores)."""
+        tokenizes and shapes the next ones (each run then gets its share of the cores).
+        ``run_solo``: runs a batch on all the cores, used instead of ``run`` when that batch is
+        everything queued and nothing else runs: a lone caller is not left on one core."""
         self._tokenize = tokenize
         self._run_fn = run
+        self._run_solo = run_solo
         self.limits = limits
         self._obs = observer or BatchObserver()
         self._cond = threading.Condition()
@@ -241,7 +245,18 @@ class DynamicBatcher:
             batch = self._select(pool)
             self._dispatch(batch)
             if self._streams == 1:
-                self._complete(batch, *self._run(batch))
+                self._complete(batch, *self._run(batch, self._run_fn))
+            elif (
+                self._run_solo is not None
+                and len(batch) == 1
+                and not pool
+                and self._idle == self._streams
+            ):
+                # Light load: one text, and nothing else queued or running. Run it here, on
+                # every core; what arrives meanwhile waits in `incoming` for the next pass.
+                # Larger batches keep to the streams, so that this thread stays free to feed
+                # the other stream as more arrives.
+                self._complete(batch, *self._run(batch, self._run_solo))
             else:
                 with self._cond:
                     self._idle -= 1
@@ -262,16 +277,16 @@ class DynamicBatcher:
 
     def _runner(self) -> None:
         while (batch := self._tasks.get()) is not None:
-            outcome = self._run(batch)
+            outcome = self._run(batch, self._run_fn)
             with self._cond:
                 self._done.append((batch, *outcome))
                 self._idle += 1
                 self._cond.notify()
 
-    def _run(self, batch: list[_Row]) -> tuple[list[np.ndarray] | Exception, float]:
+    def _run(self, batch: list[_Row], fn: RunFn) -> tuple[list[np.ndarray] | Exception, float]:
         t0 = time.perf_counter()
         try:
-            outputs: list[np.ndarray] | Exception = self._run_fn([r.ids for r in batch])
+            outputs: list[np.ndarray] | Exception = fn([r.ids for r in batch])
         except Exception as exc:  # answered per job by _complete; the thread lives on
             outputs = exc
         return outputs, time.perf_counter() - t0

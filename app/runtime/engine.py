@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -79,6 +80,8 @@ class EngineConfig:
     io_binding: bool = True
     # Model runs in flight at once (app/runtime/layout.py).
     streams: int = 1
+    # With streams > 1: a second session on all the cores for lone batches (light load).
+    solo_session: bool = True
     # Which ONNX file of a version to load (app/runtime/variants.py).
     variant: VariantSetting = "auto"
 
@@ -100,6 +103,19 @@ class InferenceEngine:
         self._tokenizer = TextTokenizer(
             folder / manifest.tokenizer_file, manifest.max_seq_length, manifest.pad_token_id
         )
+        # With several single-thread runs in flight, a second session on all of the process's
+        # cores serves lone batches at light load: the latency of one run on every core, for
+        # a second copy of the weights (23 MB int8, 90 MB fp32 for a MiniLM-size model).
+        self._solo = None
+        if config.streams > 1 and config.solo_session and self.provider != CUDA:
+            threads = config.streams * max(1, config.session.intra_op_threads)
+            solo, _ = load_variant(
+                folder,
+                manifest,
+                replace(config.session, intra_op_threads=threads),
+                cast(VariantSetting, self.variant),  # the same file as the main session
+            )
+            self._solo = solo.session
         self._batcher = DynamicBatcher(
             self._tokenizer.encode,
             self._run,
@@ -107,6 +123,7 @@ class InferenceEngine:
             _MetricsObserver(metrics, self.name, str(self.version)),
             name=f"batcher-{self.name}-{self.version}",
             streams=config.streams,
+            run_solo=self._run_solo if self._solo is not None else None,
         )
         self._calibrate = config.calibrate
         # IO binding where the session runs on a GPU (see run_bound).
@@ -122,26 +139,37 @@ class InferenceEngine:
     def queued_texts(self) -> int:
         return self._batcher.queued_texts
 
-    def _run(self, rows: list[IntArray]) -> list[np.ndarray]:
+    def _run_solo(self, rows: list[IntArray]) -> list[np.ndarray]:
+        return self._run(rows, self._solo)
+
+    def _run(self, rows: list[IntArray], session: Any = None) -> list[np.ndarray]:
         feeds = pad_batch(rows, self._tokenizer.pad_token_id, self._input_names)
         # No lock: ORT sessions take concurrent runs, which is what streams > 1 relies on.
         # The session is only dropped (close) after the batcher has stopped running.
-        session = self._session
+        session = session or self._session
         if self._io_binding:
             return run_bound(session, feeds, self.output_names, "cuda", self._device_id)
         outputs = session.run(self.output_names, feeds)
         return [np.asarray(o) for o in outputs]
 
-    def run_direct(self, texts: list[str]) -> tuple[list[np.ndarray], list[bool]]:
-        """Tokenize and run ``texts`` as one batch, bypassing the queue (warm-up, benchmarks)."""
+    def run_direct(
+        self, texts: list[str], solo: bool = False
+    ) -> tuple[list[np.ndarray], list[bool]]:
+        """Tokenize and run ``texts`` as one batch, bypassing the queue (warm-up, benchmarks).
+
+        ``solo``: on the all-cores session where there is one, as a lone request runs.
+        """
         encoded = self._tokenizer.encode(texts)
-        outputs = self._run([e.ids for e in encoded])
+        session = self._solo if solo else None
+        outputs = self._run([e.ids for e in encoded], session)
         return outputs, [e.truncated for e in encoded]
 
     def warmup(self) -> None:
         """Run one small batch so the first real request does not pay for lazy initialisation."""
         try:
             self.run_direct(WARMUP_TEXTS)
+            if self._solo is not None:
+                self.run_direct(WARMUP_TEXTS, solo=True)
         except Exception as exc:
             raise InferenceFailed(f"{self.ref} failed its warm-up batch: {exc}") from exc
         if self._calibrate:
@@ -188,6 +216,6 @@ class InferenceEngine:
         # Dropping the session frees its weights and arena now, not when the last stray
         # reference to this engine goes. A run still going past the grace period holds its
         # own reference and finishes.
-        self._session = None
+        self._session = self._solo = None
         log.info("engine %s closed (drained=%s)", self.ref, drained)
         return drained

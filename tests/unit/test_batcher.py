@@ -407,3 +407,24 @@ def test_drain_with_streams_answers_everything_queued() -> None:
     assert batcher.join(5)
     assert len(results) == 20
     assert sum(len(b) for b in runner.batches) == 20
+
+
+def test_a_lone_batch_runs_solo_and_a_backlog_on_the_streams() -> None:
+    """Light load: the all-cores runner. Load: the single-thread streams, never solo."""
+    solo_runner, stream_runner = RecordingRunner(), ConcurrencyRunner(hold_s=0.02)
+    limits = BatchLimits(max_batch_size=2, max_wait_s=0, overhead_tokens=1000)
+    batcher = DynamicBatcher(
+        word_tokenize, stream_runner, limits, streams=2, run_solo=solo_runner
+    )
+
+    async def main() -> None:
+        await batcher.submit(["one lone text"], 10)
+        solo_before = len(solo_runner.batches)
+        await asyncio.gather(*(batcher.submit([f"text {i}"], 10) for i in range(12)))
+        assert solo_before == 1
+        assert stream_runner.batches, "a backlog went to the streams"
+
+    asyncio.run(main())
+    assert batcher.join(5)
+    assert stream_runner.most_inside == 2
+    assert sum(len(b) for b in solo_runner.batches + stream_runner.batches) == 13
