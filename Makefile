@@ -54,8 +54,17 @@ check-deploy: install-dev
 	bash scripts/install-deploy-tools.sh
 	$(BIN)/python -m pytest tests/deploy -q
 
+## The CPU benchmarks (about 6 minutes on 2 cores): serving vs the in-process limit and the naive
+## baseline (table, JSON and a PNG chart in bench/results/), int8 vs fp32, processes x runs x threads.
+## DATA: texts (labelled for the int8 accuracy); STORE / MODEL: the version to measure.
+BENCH_DATA ?= $(or $(DATA),../shared/data/sst2/dev.tsv)
+BENCH_STORE ?= $(or $(STORE),models)
+BENCH_MODEL ?= $(or $(MODEL),sentiment)
 bench: install-dev
-	$(BIN)/python bench/classify.py --data $(or $(DATA),../shared/data/sst2/dev.tsv)
+	$(BIN)/python bench/classify.py --data $(BENCH_DATA) --store $(BENCH_STORE) --model $(BENCH_MODEL)
+	$(BIN)/python bench/quantize.py --data $(BENCH_DATA) --store $(BENCH_STORE) --model $(BENCH_MODEL) \
+	    || echo "bench/quantize.py skipped: $(BENCH_MODEL) has no int8 variant (rebuild it)"
+	$(BIN)/python bench/cores.py --data $(BENCH_DATA) --store $(BENCH_STORE) --model $(BENCH_MODEL)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -413,9 +413,7 @@ def test_a_lone_batch_runs_solo_and_a_backlog_on_the_streams() -> None:
     """Light load: the all-cores runner. Load: the single-thread streams, never solo."""
     solo_runner, stream_runner = RecordingRunner(), ConcurrencyRunner(hold_s=0.02)
     limits = BatchLimits(max_batch_size=2, max_wait_s=0, overhead_tokens=1000)
-    batcher = DynamicBatcher(
-        word_tokenize, stream_runner, limits, streams=2, run_solo=solo_runner
-    )
+    batcher = DynamicBatcher(word_tokenize, stream_runner, limits, streams=2, run_solo=solo_runner)
 
     async def main() -> None:
         await batcher.submit(["one lone text"], 10)
