@@ -23,6 +23,9 @@ def settings_for(store: ModelStore, **overrides: Any) -> Settings:
         # Jobs database and uploads beside the store, never in the working directory.
         "data_dir": store.root.parent / "var",
         "ray_address": None,
+        # One run in flight, whatever the cores: tests that hold a run at a gate count on it.
+        # test_classify covers several streams.
+        "batch_streams": 1,
     }
     base.update(overrides)
     return Settings(**base)
@@ -67,4 +70,8 @@ def gate_engine(app: FastAPI, name: str) -> GatedSession:
     engine = app.state.services.registry.get(name)
     gated = GatedSession(engine._session)
     engine._session = gated
+    if engine._solo is not None:  # lone requests run there: gate it with the same gate
+        solo = GatedSession(engine._solo)
+        solo.gate = gated.gate
+        engine._solo = solo
     return gated

@@ -165,8 +165,12 @@ def test_body_over_the_limit_is_413(tiny_store: ModelStore) -> None:
     run(main)
 
 
-def test_concurrent_mixed_requests_match_unbatched_runs(tiny_store: ModelStore) -> None:
-    """Many callers, mixed batch sizes and lengths: every row equals a direct single run."""
+@pytest.mark.parametrize("streams", [1, 2])
+def test_concurrent_mixed_requests_match_unbatched_runs(
+    tiny_store: ModelStore, streams: int
+) -> None:
+    """Many callers, mixed batch sizes and lengths: every row equals a direct single run,
+    with one model run in flight or two (and the solo session for lone texts)."""
     rng = random.Random(7)
     words = "great awful the order refund parcel arrived late good bad love hate not".split()
     requests = [
@@ -175,9 +179,12 @@ def test_concurrent_mixed_requests_match_unbatched_runs(tiny_store: ModelStore) 
     ]
 
     async def main() -> None:
-        settings = settings_for(tiny_store, max_batch_size=16, max_wait_ms=5)
+        settings = settings_for(tiny_store, max_batch_size=16, max_wait_ms=5, batch_streams=streams)
         async with running(settings) as (client, app):
             engine = app.state.services.registry.get("sentiment")
+            assert (engine._solo is not None) == (streams > 1)
+            lone = await client.post("/classify", json={"model": "sentiment", "text": "good"})
+            assert lone.status_code == 200
 
             async def one(texts: list[str]) -> list[dict[str, object]]:
                 body = {"model": "sentiment", "texts": texts, "return_all_scores": True}
