@@ -30,7 +30,15 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import ROOT, Example, load_examples, machine_info, round_floats, write_json
+from bench.common import (
+    ROOT,
+    Example,
+    add_labelled_data_args,
+    load_examples,
+    machine_info,
+    round_floats,
+    write_json,
+)
 from bench.server import ServerProcess, store_env
 
 BATCH = 32
@@ -40,17 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--url", default="http://127.0.0.1:8000", help="a running server")
     p.add_argument("--model", default="sentiment", help="`name` or `name@version`")
-    p.add_argument("--data", type=Path, required=True, help="labelled .tsv/.csv/.jsonl")
-    p.add_argument("--text-column", help="name or 0-based index (default: detected)")
-    p.add_argument("--label-column", help="name or 0-based index (default: detected)")
-    p.add_argument("--label-map", default="", help="file label -> model label: 0=negative,...")
-    p.add_argument(
-        "--drop-label",
-        action="append",
-        default=[],
-        help="model label to also evaluate without (argmax over the others); repeatable",
+    add_labelled_data_args(
+        p, "model label to also evaluate without (argmax over the others); repeatable"
     )
-    p.add_argument("--limit", type=int, help="only the first N examples")
     p.add_argument("--concurrency", type=int, default=2, help="requests in flight")
     p.add_argument("--start-server", action="store_true", help="spawn the server on a free port")
     p.add_argument("--store", type=Path, default=Path("models"), help="with --start-server")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import json
@@ -26,6 +27,16 @@ LABEL_COLUMNS = ("label", "labels", "intent", "category", "class", "target")
 class Example:
     text: str
     label: str | None
+
+
+def add_labelled_data_args(p: argparse.ArgumentParser, drop_help: str) -> None:
+    """The options of the scripts that score a model on a labelled file."""
+    p.add_argument("--data", type=Path, required=True, help="labelled .tsv/.csv/.jsonl")
+    p.add_argument("--text-column", help="name or 0-based index (default: detected)")
+    p.add_argument("--label-column", help="name or 0-based index (default: detected)")
+    p.add_argument("--label-map", default="", help="file label -> model label: 0=negative,...")
+    p.add_argument("--drop-label", action="append", default=[], help=drop_help)
+    p.add_argument("--limit", type=int, help="only the first N examples")
 
 
 def _pick(header: list[str], wanted: str | None, known: Sequence[str], what: str) -> int | None:

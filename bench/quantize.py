@@ -43,6 +43,7 @@ from app.service import engine_config
 from bench.accuracy import evaluate, parse_label_map
 from bench.common import (
     ROOT,
+    add_labelled_data_args,
     background_cores,
     load_examples,
     machine_cpu,
@@ -59,17 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--store", type=Path, default=Path("models"), help="model store root")
     p.add_argument("--model", default="sentiment", help="`name` (its active version) or `name@N`")
-    p.add_argument("--data", type=Path, required=True, help="labelled .tsv/.csv/.jsonl")
-    p.add_argument("--text-column", help="name or 0-based index (default: detected)")
-    p.add_argument("--label-column", help="name or 0-based index (default: detected)")
-    p.add_argument("--label-map", default="", help="file label -> model label: 0=negative,...")
-    p.add_argument(
-        "--drop-label",
-        action="append",
-        default=[],
-        help="model label never predicted: argmax over the others (repeatable)",
-    )
-    p.add_argument("--limit", type=int, help="only the first N examples")
+    add_labelled_data_args(p, "model label never predicted: argmax over the others (repeatable)")
     p.add_argument("--passes", type=int, default=5, help="timed passes over the texts, each")
     p.add_argument("--intra-op-threads", type=int, help="TEXTSERVE_INTRA_OP_THREADS")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quantize.json")
