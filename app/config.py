@@ -52,10 +52,10 @@ class Settings(BaseSettings):
     ort_spinning: bool = Field(
         False, description="Let idle ORT threads busy-wait (lower latency on dedicated cores)."
     )
-    model_variant: Literal["auto", "fp32", "int8"] = Field(
+    model_variant: Literal["auto", "fp32", "int8", "fp16"] = Field(
         "auto",
-        description="ONNX file to serve: fp32, int8, or auto (int8 on CPU when the version "
-        "has one within 1 accuracy point of fp32, else fp32).",
+        description="ONNX file to serve: fp32, int8, fp16, or auto (int8 on CPU, fp16 on CUDA, "
+        "when the version has one within 1 accuracy point of fp32, else fp32).",
     )
     max_batch_size: int = Field(32, ge=1, description="Most texts in one ORT run.")
     max_batch_tokens: int = Field(8192, ge=16, description="Most padded tokens in one ORT run.")

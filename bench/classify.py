@@ -220,6 +220,7 @@ def run_direct(
                 "inputs": manifest.inputs,
                 "max_seq_length": manifest.max_seq_length,
                 "provider": engine.provider,
+                "variant": engine.variant,
                 "folder": str(folder),
             },
             "mean_tokens": sum(lengths) / len(lengths),

@@ -14,8 +14,11 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
 # The same network with dynamically quantized int8 weights (see app/training/export.py).
 INT8_FILE = "model.int8.onnx"
+# The same network in half precision, for GPUs (float32 inputs and outputs kept).
+FP16_FILE = "model.fp16.onnx"
 FP32: Final = "fp32"
 INT8: Final = "int8"
+FP16: Final = "fp16"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 Task = Literal["classification", "reply"]
@@ -64,7 +67,7 @@ class Manifest(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     recipe: dict[str, Any] = Field(default_factory=dict)
     parity: dict[str, Any] = Field(default_factory=dict)
-    # The ONNX files of this version by precision ("fp32", "int8"). Older manifests list
+    # The ONNX files of this version by precision ("fp32", "int8", "fp16"). Older manifests list
     # none: their only file is MODEL_FILE, in fp32 (see ``variant_files``).
     variants: dict[str, Variant] = Field(default_factory=dict)
 

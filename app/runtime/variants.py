@@ -1,10 +1,10 @@
-"""Which ONNX file of a version to load: fp32, or int8 where it is faster and as accurate.
+"""Which ONNX file of a version to load: fp32, or int8 / fp16 where faster and as accurate.
 
-The ``model_variant`` setting decides: ``fp32`` and ``int8`` ask for that file, ``auto``
-(the default) picks int8 on the CPU execution provider when the version has an int8 variant
-whose recorded held-out accuracy is within ``AUTO_MAX_ACCURACY_DROP`` of fp32's, else fp32.
-On another provider (CUDA) ``auto`` keeps fp32: dynamic int8 quantization is tuned for
-CPU kernels (VNNI, AMX), and a GPU gets its speed from half precision instead.
+The ``model_variant`` setting decides: ``fp32``, ``int8`` and ``fp16`` ask for that file, ``auto``
+(the default) picks int8 on the CPU execution provider and fp16 on CUDA, when the version
+has that variant and its recorded held-out accuracy is within ``AUTO_MAX_ACCURACY_DROP`` of
+fp32's, else fp32. Dynamic int8 quantization is tuned for CPU kernels (VNNI, AMX); a GPU
+gets its speed from half precision on its tensor cores instead.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from typing import Literal
 
 import onnxruntime as ort
 
-from app.registry.manifest import FP32, INT8, Manifest
+from app.registry.manifest import FP16, FP32, INT8, Manifest
 from app.runtime.session import LoadedSession, SessionOptions, create_session
 
 log = logging.getLogger(__name__)
 
-VariantSetting = Literal["auto", "fp32", "int8"]
+VariantSetting = Literal["auto", "fp32", "int8", "fp16"]
 CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
 # "Within 1 point": accuracy is a fraction, so one percentage point. The small slack keeps
 # a drop of exactly one point (e.g. 0.90 vs 0.89, stored as binary floats) inside it.
 AUTO_MAX_ACCURACY_DROP = 0.01 + 1e-9
@@ -38,18 +39,22 @@ def choose_variant(manifest: Manifest, setting: VariantSetting, provider: str) -
     files = manifest.variant_files()
     if setting == FP32:
         return FP32
-    if setting == INT8:
-        if INT8 in files:
-            return INT8
-        # Older versions and reply models have no int8 file: serve them rather than refuse.
-        log.warning("%s@%s has no int8 variant; loading fp32", manifest.name, manifest.version)
+    if setting in (INT8, FP16):
+        if setting in files:
+            return setting
+        # Older versions and reply models have no such file: serve them rather than refuse.
+        log.warning(
+            "%s@%s has no %s variant; loading fp32", manifest.name, manifest.version, setting
+        )
         return FP32
-    if provider != CPU or INT8 not in files:
+    # auto: int8 for CPU kernels, fp16 for GPUs, each only where it scored as well as fp32.
+    faster = INT8 if provider == CPU else FP16 if provider == CUDA else None
+    if faster is None or faster not in files:
         return FP32
-    int8, fp32 = manifest.variant_accuracy(INT8), manifest.variant_accuracy(FP32)
-    if int8 is None or fp32 is None:
-        return FP32  # nothing says the int8 file is as good: do not guess
-    return INT8 if fp32 - int8 <= AUTO_MAX_ACCURACY_DROP else FP32
+    fast, fp32 = manifest.variant_accuracy(faster), manifest.variant_accuracy(FP32)
+    if fast is None or fp32 is None:
+        return FP32  # nothing says the faster file is as good: do not guess
+    return faster if fp32 - fast <= AUTO_MAX_ACCURACY_DROP else FP32
 
 
 def load_variant(

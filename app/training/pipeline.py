@@ -9,12 +9,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.registry.manifest import FP32, INT8, INT8_FILE, MODEL_FILE, Manifest, Variant, check_name
+from app.registry.manifest import (
+    FP16,
+    FP16_FILE,
+    FP32,
+    INT8,
+    INT8_FILE,
+    MODEL_FILE,
+    Manifest,
+    Variant,
+    check_name,
+)
 from app.registry.store import ModelStore
 from app.training.data import Example, check_labels
 from app.training.errors import TrainingCancelled
 from app.training.evaluate import classification_metrics, onnx_logits, predict_logits
-from app.training.export import TOKENIZER_FILE, check_parity, export_onnx, quantize_dynamic_int8
+from app.training.export import (
+    TOKENIZER_FILE,
+    check_parity,
+    convert_fp16,
+    export_onnx,
+    quantize_dynamic_int8,
+)
 from app.training.finetune import Hyperparameters, TrainProgress, train_classifier
 
 log = logging.getLogger(__name__)
@@ -40,9 +56,10 @@ def build_classifier(
 ) -> Manifest:
     """Fine-tune, evaluate on ``eval``, export to ONNX, check parity, publish (and activate).
 
-    The version carries two variants: ``model.onnx`` (fp32) and ``model.int8.onnx`` (int8
-    weights, dynamic quantization), each scored on ``eval`` through ONNX Runtime so that
-    serving can pick int8 only where it costs no accuracy. ``on_stage`` hears "training",
+    The version carries three variants: ``model.onnx`` (fp32), ``model.int8.onnx`` (int8
+    weights, dynamic quantization, for CPUs) and ``model.fp16.onnx`` (half precision, for
+    GPUs), each scored on ``eval`` through ONNX Runtime so that serving picks a faster file
+    only where it costs no accuracy. ``on_stage`` hears "training",
     "evaluating", "exporting", "checking parity", "quantizing" and "publishing".
     ``should_stop`` is polled between training steps and between stages; a stop raises
     ``TrainingCancelled`` and leaves the store untouched. Returns the published manifest,
@@ -123,13 +140,17 @@ def _variants(
     not a reason to throw the fine-tune away.
     """
     variants = {FP32: Variant(file=MODEL_FILE)}
-    try:
-        quantize_dynamic_int8(staging / MODEL_FILE, staging / INT8_FILE)
-    except Exception as exc:
-        log.warning("int8 quantization failed; publishing fp32 only: %s", exc)
-        (staging / INT8_FILE).unlink(missing_ok=True)
-    else:
-        variants[INT8] = Variant(file=INT8_FILE)
+    for name, file, convert in (
+        (INT8, INT8_FILE, quantize_dynamic_int8),
+        (FP16, FP16_FILE, convert_fp16),
+    ):
+        try:
+            convert(staging / MODEL_FILE, staging / file)
+        except Exception as exc:
+            log.warning("%s conversion failed; publishing without it: %s", name, exc)
+            (staging / file).unlink(missing_ok=True)
+        else:
+            variants[name] = Variant(file=file)
     if not eval:
         return variants
     index = {label: i for i, label in enumerate(labels)}

@@ -14,6 +14,8 @@ from app.config import Settings
 from app.errors import CorruptModel
 from app.metrics import Metrics
 from app.registry.manifest import (
+    FP16,
+    FP16_FILE,
     FP32,
     INT8,
     INT8_FILE,
@@ -45,6 +47,8 @@ def manifest_with(accuracy: dict[str, float] | None, *, int8: bool = True) -> Ma
         variants[INT8] = Variant(
             file=INT8_FILE, eval={"accuracy": scores[INT8]} if INT8 in scores else {}
         )
+    if FP16 in scores:
+        variants[FP16] = Variant(file=FP16_FILE, eval={"accuracy": scores[FP16]})
     return Manifest(
         name="sentiment", labels=["negative", "positive"], base_model="tiny", max_seq_length=16,
         variants=variants,
@@ -154,7 +158,12 @@ def test_publishing_a_variant_whose_file_is_missing_fails(
         ("auto", {FP32: 0.90}, CPU, FP32),  # int8 never scored
         ("auto", {INT8: 0.90}, CPU, FP32),  # nothing to compare it with
         ("auto", None, CPU, FP32),
-        ("auto", {FP32: 0.90, INT8: 0.90}, CUDA, FP32),  # the GPU path is fp32 (or fp16)
+        ("auto", {FP32: 0.90, INT8: 0.90}, CUDA, FP32),  # int8 is for CPU kernels
+        ("auto", {FP32: 0.90, INT8: 0.90, FP16: 0.90}, CUDA, FP16),  # a GPU gets fp16
+        ("auto", {FP32: 0.90, INT8: 0.90, FP16: 0.85}, CUDA, FP32),  # unless it lost accuracy
+        ("auto", {FP32: 0.90, INT8: 0.80, FP16: 0.90}, CPU, FP32),  # never fp16 on a CPU
+        ("fp16", {FP32: 0.90, FP16: 0.90}, CPU, FP16),  # asked for
+        ("fp16", {FP32: 0.90}, CUDA, FP32),  # asked for, absent: fp32 rather than refuse
     ],
 )
 def test_the_setting_picks_the_variant(
@@ -173,8 +182,9 @@ def test_a_version_without_int8_always_loads_fp32(setting: VariantSetting) -> No
 def test_model_variant_setting_is_validated() -> None:
     assert Settings().model_variant == "auto"
     assert engine_config(Settings(model_variant="int8")).variant == "int8"
+    assert engine_config(Settings(model_variant="fp16")).variant == "fp16"
     with pytest.raises(ValidationError):
-        Settings(model_variant="fp16")
+        Settings(model_variant="bf16")
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -258,3 +268,23 @@ def test_int8_agrees_with_fp32_on_the_argmax_for_most_texts(store: ModelStore) -
     assert np.abs(got - expected).max() < 0.5
     fp32.close(1.0)
     int8.close(1.0)
+
+
+def test_fp16_conversion_keeps_float32_io_and_the_argmax(store: ModelStore, tmp_path: Path) -> None:
+    """The GPU file, checked on the CPU: fed and read like fp32, and it agrees with it."""
+    from app.training.export import convert_fp16
+
+    manifest = publish_tiny_classifier(store)
+    folder = store.version_dir(manifest.name, manifest.version)
+    half = convert_fp16(folder / MODEL_FILE, tmp_path / FP16_FILE)
+    options = SessionOptions((CPU,))
+    fp32, fp16 = create_session(folder / MODEL_FILE, options), create_session(half, options)
+    assert [i.type for i in fp16.session.get_inputs()] == [
+        i.type for i in fp32.session.get_inputs()
+    ]
+    ids = np.asarray([[5, 6, 7, 8], [9, 10, 0, 0]], dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64)}
+    a, b = fp32.session.run(None, feeds)[0], fp16.session.run(None, feeds)[0]
+    assert b.dtype == np.float32
+    assert (a.argmax(-1) == b.argmax(-1)).all()
+    assert np.abs(a - b).max() < 1e-2

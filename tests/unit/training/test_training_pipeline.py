@@ -183,8 +183,14 @@ def test_build_classifier_publishes_an_active_verified_version(tmp_path: Path) -
         "quantizing",
         "publishing",
     ]
-    assert {"model.onnx", "model.int8.onnx", "tokenizer.json"} <= set(manifest.files)
-    assert manifest.variant_files() == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    assert {"model.onnx", "model.int8.onnx", "model.fp16.onnx", "tokenizer.json"} <= set(
+        manifest.files
+    )
+    assert manifest.variant_files() == {
+        "fp32": "model.onnx",
+        "int8": "model.int8.onnx",
+        "fp16": "model.fp16.onnx",
+    }
     for variant in manifest.variants.values():
         assert variant.eval["n"] == 12
         assert 0 <= variant.eval["accuracy"] <= 1
