@@ -12,8 +12,10 @@ own copy of the weights and reports its own metrics. Measured trade-offs: README
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 # ORT threads per run for ``auto`` on the CPU: measured with bench/cores.py (README).
 AUTO_THREADS_PER_STREAM = 1
@@ -26,12 +28,35 @@ class Layout:
     threads: int
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (a container's CPU set, not the host's count)."""
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """Cores this process may use: its CPU set, capped by a container's CPU quota.
+
+    A Kubernetes CPU limit is a CFS quota, not a CPU set: the pod still sees every core of
+    the node, and sizing threads by that count would oversubscribe the few it may use.
+    """
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_limit(cgroup)
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def cgroup_cpu_limit(root: Path) -> float | None:
+    """CPUs allowed by the cgroup's quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), if any."""
+    try:
+        v2 = root / "cpu.max"
+        if v2.is_file():
+            quota, _, period = v2.read_text().strip().partition(" ")
+            return None if quota == "max" else int(quota) / int(period or 100_000)
+        v1 = root / "cpu" / "cpu.cfs_quota_us"
+        if v1.is_file():
+            quota_us = int(v1.read_text())
+            period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+            return None if quota_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def plan(
