@@ -54,7 +54,7 @@ check-deploy: install-dev
 	bash scripts/install-deploy-tools.sh
 	$(BIN)/python -m pytest tests/deploy -q
 
-## The CPU benchmarks (about 6 minutes on 2 cores): serving vs the in-process limit and the naive
+## The CPU benchmarks (about 4 minutes on 2 cores): serving vs the in-process limit and the naive
 ## baseline (table, JSON and a PNG chart in bench/results/), int8 vs fp32, processes x runs x threads.
 ## DATA: texts (labelled for the int8 accuracy); STORE / MODEL: the version to measure.
 BENCH_DATA ?= $(or $(DATA),../shared/data/sst2/dev.tsv)
