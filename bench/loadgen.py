@@ -105,7 +105,7 @@ def run_wrk(
         statuses.update({k: int(v) for k, v in thread["statuses"].items()})
         served.update(thread["served_ms"])
     errors = {k: int(v) for k, v in statuses.items() if k != "200"}
-    errors.update({k: int(v) for k, v in report["errors"].items() if v and k != "status"})
+    errors.update({k: int(v) for k, v in report["errors"].items() if v})
     n = served.pop("n", 0)
     return LoadResult(
         client="wrk",

@@ -5,18 +5,8 @@
 -- coordinated omission by adding synthetic samples, which a closed-loop test does not want.
 --
 --   wrk -t1 -c32 -d15s -s bench/wrk_classify.lua http://127.0.0.1:8000 -- BODIES OUT.json
-local ffi = require("ffi")
-ffi.cdef([[
-typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
-int clock_gettime(int clk_id, bench_timespec *tp);
-]])
-local ts = ffi.new("bench_timespec")
-local CLOCK_MONOTONIC = 1
-
-local function now_us()
-  ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
-  return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
-end
+local lib = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrk_lib.lua")
+local now_us = lib.now_us
 
 -- Main state: one handle per wrk thread, to collect their tables in done().
 local threads = {}
@@ -103,13 +93,5 @@ function done(summary, latency, requests)
       json_object(thread:get("served"))
     )
   end
-  local e = summary.errors
-  local f = assert(io.open(path, "w"))
-  f:write(string.format(
-    '{"duration_us": %d, "requests": %d, "errors": {"connect": %d, "read": %d, "write": %d, '
-      .. '"status": %d, "timeout": %d}, "threads": [%s]}\n',
-    summary.duration, summary.requests, e.connect, e.read, e.write, e.status, e.timeout,
-    table.concat(chunks, ", ")
-  ))
-  f:close()
+  lib.write_report(path, summary, "threads", "[" .. table.concat(chunks, ", ") .. "]")
 end

@@ -4,6 +4,8 @@
 --
 --   wrk -t1 -c64 -d20s -s bench/wrk_flood.lua http://127.0.0.1:8000 -- BODY_FILE KEY OUT.json
 
+local lib = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrk_lib.lua")
+
 -- Main state: one handle per wrk thread, to collect their counts in done().
 local threads = {}
 
@@ -16,9 +18,7 @@ statuses = {}
 local req = nil
 
 function init(args)
-  local f = assert(io.open(args[1], "r"))
-  local body = f:read("*a")
-  f:close()
+  local body = lib.read_file(args[1])
   out_path = args[3]
   local headers = { ["Content-Type"] = "application/json", ["X-API-Key"] = args[2] }
   -- Built once: every request of the flood is the same bytes.
@@ -46,13 +46,5 @@ function done(summary, latency, requests)
   for status, n in pairs(counts) do
     parts[#parts + 1] = string.format('"%d": %d', status, n)
   end
-  local e = summary.errors
-  local f = assert(io.open(path, "w"))
-  f:write(string.format(
-    '{"duration_us": %d, "requests": %d, "errors": {"connect": %d, "read": %d, "write": %d, '
-      .. '"timeout": %d}, "statuses": {%s}}\n',
-    summary.duration, summary.requests, e.connect, e.read, e.write, e.timeout,
-    table.concat(parts, ", ")
-  ))
-  f:close()
+  lib.write_report(path, summary, "statuses", "{" .. table.concat(parts, ", ") .. "}")
 end

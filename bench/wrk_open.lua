@@ -12,18 +12,8 @@
 -- all leave at once (an error bounded by wrk's own lag, reported as send lag).
 --
 --   wrk -t1 -c512 -d60s -s bench/wrk_open.lua URL -- BODY_FILE OUT.json RATE [API_KEY]
-local ffi = require("ffi")
-ffi.cdef([[
-typedef struct { long tv_sec; long tv_nsec; } bench_open_timespec;
-int clock_gettime(int clk_id, bench_open_timespec *tp);
-]])
-local ts = ffi.new("bench_open_timespec")
-local CLOCK_MONOTONIC = 1
-
-local function now_us()
-  ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
-  return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
-end
+local lib = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "wrk_lib.lua")
+local now_us = lib.now_us
 
 -- Main state: one handle per wrk thread (run it with -t1: the rate is per thread).
 local threads = {}
@@ -40,9 +30,7 @@ local due_queue, due_head, due_tail = {}, 1, 0
 local pending, counter = {}, 0
 
 function init(args)
-  local f = assert(io.open(args[1], "r"))
-  body = f:read("*a")
-  f:close()
+  body = lib.read_file(args[1])
   out_path = args[2]
   local rate = tonumber(args[3]) or 0
   interval_us = rate > 0 and 1000000 / rate or 0
@@ -121,13 +109,5 @@ function done(summary, latency, requests)
       table.concat(counts, ", ")
     )
   end
-  local e = summary.errors
-  local f = assert(io.open(path, "w"))
-  f:write(string.format(
-    '{"duration_us": %d, "requests": %d, "errors": {"connect": %d, "read": %d, "write": %d, '
-      .. '"timeout": %d}, "threads": [%s]}\n',
-    summary.duration, summary.requests, e.connect, e.read, e.write, e.timeout,
-    table.concat(chunks, ", ")
-  ))
-  f:close()
+  lib.write_report(path, summary, "threads", "[" .. table.concat(chunks, ", ") .. "]")
 end
