@@ -56,14 +56,16 @@ check-deploy: install-dev
 
 ## The CPU benchmarks (about 4 minutes on 2 cores): serving vs the in-process limit and the naive
 ## baseline (table, JSON and a PNG chart in bench/results/), int8 vs fp32, processes x runs x threads.
-## DATA: texts (labelled for the int8 accuracy); STORE / MODEL: the version to measure.
+## DATA: texts (labelled for the int8 accuracy); STORE / MODEL: the version to measure;
+## BENCH_QUANT_ARGS: label mapping for quantize.py, e.g. "--label-map 0=negative,1=positive
+## --drop-label neutral" for the default sentiment model on SST-2.
 BENCH_DATA ?= $(or $(DATA),../shared/data/sst2/dev.tsv)
 BENCH_STORE ?= $(or $(STORE),models)
 BENCH_MODEL ?= $(or $(MODEL),sentiment)
 bench: install-dev
 	$(BIN)/python bench/classify.py --data $(BENCH_DATA) --store $(BENCH_STORE) --model $(BENCH_MODEL)
 	$(BIN)/python bench/quantize.py --data $(BENCH_DATA) --store $(BENCH_STORE) --model $(BENCH_MODEL) \
-	    || echo "bench/quantize.py skipped: $(BENCH_MODEL) has no int8 variant (rebuild it)"
+	    $(BENCH_QUANT_ARGS) || echo "bench/quantize.py did not run: see its message above"
 	$(BIN)/python bench/cores.py --data $(BENCH_DATA) --store $(BENCH_STORE) --model $(BENCH_MODEL)
 
 clean:

@@ -43,17 +43,33 @@ def export_onnx(trained: TrainedClassifier, out_dir: Path) -> list[str]:
     Returns the ONNX input names, in order: ``input_ids``, ``attention_mask`` and, only when
     the model takes it, ``token_type_ids``. The output is ``logits`` of shape (batch, labels).
     """
+    names = list(trained.input_names)
+    wrapper = _logits_module(trained.model, names)
+    trace_to_onnx(trained, wrapper, _EXPORT_SAMPLE, [OUTPUT_NAME], out_dir)
+    return names
+
+
+def trace_to_onnx(
+    trained: TrainedClassifier,
+    wrapper: torch.nn.Module,
+    sample_texts: Sequence[str],
+    outputs: list[str],
+    out_dir: Path,
+) -> None:
+    """Trace ``wrapper`` (positional inputs in ``trained.input_names`` order) into
+    ``out_dir/model.onnx`` with dynamic batch and sequence axes, check the file, and write
+    the tokenizer beside it. Every output's first axis is the batch."""
     import onnx
     import torch
 
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(trained.input_names)
-    sample = trained.encode(_EXPORT_SAMPLE)
+    sample = trained.encode(list(sample_texts))
     # The wrapper must be in eval mode itself: export restores the wrapper's own mode on
     # exit, which would otherwise switch the wrapped model back to training (dropout on).
-    wrapper = _logits_module(trained.model, names).eval()
+    wrapper.eval()
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    axes[OUTPUT_NAME] = {0: "batch"}
+    axes.update({name: {0: "batch"} for name in outputs})
     path = out_dir / MODEL_FILE
     with warnings.catch_warnings(), torch.no_grad():
         # Expected while tracing a transformer: the TorchScript exporter is deprecated (the
@@ -68,7 +84,7 @@ def export_onnx(trained: TrainedClassifier, out_dir: Path) -> list[str]:
             tuple(sample[name] for name in names),
             str(path),
             input_names=names,
-            output_names=[OUTPUT_NAME],
+            output_names=outputs,
             dynamic_axes=axes,
             opset_version=OPSET,
             do_constant_folding=True,
@@ -77,7 +93,6 @@ def export_onnx(trained: TrainedClassifier, out_dir: Path) -> list[str]:
     trained.model.eval()
     onnx.checker.check_model(str(path))
     save_tokenizer(trained, out_dir)
-    return names
 
 
 def _logits_module(model: torch.nn.Module, names: list[str]) -> torch.nn.Module:
@@ -134,8 +149,8 @@ def check_parity(
         raise ValueError("parity needs at least one text")
     with torch.no_grad():
         expected = trained.model(**trained.encode(texts)).logits.float().cpu().numpy()
-    session = _cpu_session(onnx_path)
-    feeds = _serving_feeds(
+    session = cpu_session(onnx_path)
+    feeds = serving_feeds(
         onnx_path.with_name(TOKENIZER_FILE),
         texts,
         max_length=trained.max_length,
@@ -157,7 +172,7 @@ def check_parity(
     return report
 
 
-def _cpu_session(onnx_path: Path) -> Any:
+def cpu_session(onnx_path: Path) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -167,7 +182,7 @@ def _cpu_session(onnx_path: Path) -> Any:
     )
 
 
-def _serving_feeds(
+def serving_feeds(
     tokenizer_path: Path,
     texts: Sequence[str],
     *,

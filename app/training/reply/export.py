@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
@@ -10,9 +9,8 @@ from typing import TYPE_CHECKING, TypedDict
 import numpy as np
 
 from app.registry.bank import EMBEDDING_OUTPUT, INTENT_LOGITS_OUTPUT
-from app.registry.manifest import MODEL_FILE
 from app.training.errors import ParityError
-from app.training.export import OPSET, _cpu_session, _serving_feeds, save_tokenizer
+from app.training.export import cpu_session, serving_feeds, trace_to_onnx
 
 if TYPE_CHECKING:
     import torch
@@ -34,35 +32,8 @@ class ReplyParityReport(TypedDict):
 def export_reply_onnx(trained: TrainedClassifier, out_dir: Path) -> list[str]:
     """Write ``model.onnx`` with outputs ``embedding`` (batch, hidden; unit length) and
     ``intent_logits`` (batch, intents), plus the tokenizer files. Returns the input names."""
-    import onnx
-    import torch
-
-    out_dir.mkdir(parents=True, exist_ok=True)
     names = list(trained.input_names)
-    sample = trained.encode(_SAMPLE)
-    wrapper = _tuple_module(trained.model, names).eval()
-    axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    axes.update({name: {0: "batch"} for name in OUTPUTS})
-    with warnings.catch_warnings(), torch.no_grad():
-        # The same expected notes as the classifier export (see app.training.export).
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
-        warnings.filterwarnings("ignore", message=".*aten::index operator of advanced indexing")
-        torch.onnx.export(
-            wrapper,
-            tuple(sample[name] for name in names),
-            str(out_dir / MODEL_FILE),
-            input_names=names,
-            output_names=list(OUTPUTS),
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    trained.model.eval()
-    onnx.checker.check_model(str(out_dir / MODEL_FILE))
-    save_tokenizer(trained, out_dir)
+    trace_to_onnx(trained, _tuple_module(trained.model, names), _SAMPLE, list(OUTPUTS), out_dir)
     return names
 
 
@@ -94,8 +65,8 @@ def check_reply_parity(
     with torch.no_grad():
         out = trained.model(**trained.encode(texts))
         want = [out.embedding.float().cpu().numpy(), out.logits.float().cpu().numpy()]
-    session = _cpu_session(onnx_path)
-    feeds = _serving_feeds(
+    session = cpu_session(onnx_path)
+    feeds = serving_feeds(
         onnx_path.with_name("tokenizer.json"),
         texts,
         max_length=trained.max_length,
