@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         description="With several runs in flight, also load a session on all the cores for "
         "lone requests (light-load latency, for a second copy of the weights).",
     )
+    inline_when_idle: bool = Field(
+        True,
+        description="With a solo session: a one-text request that finds nothing queued or "
+        "running is run by the event loop itself, without the queue's thread hand-offs.",
+    )
     intra_op_threads: int = Field(
         0, ge=0, description="ORT intra-op threads per run (0: the run's share of the cores)."
     )

@@ -34,6 +34,7 @@ def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         streams=layout.streams,
         solo_session=settings.solo_session,
+        inline_when_idle=settings.inline_when_idle,
         session=SessionOptions(
             providers=settings.providers,
             intra_op_threads=layout.threads,

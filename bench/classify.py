@@ -117,7 +117,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 # -- (a) in-process limit ----------------------------------------------------------------
-def _time_batches(
+def time_batches(
     engine: InferenceEngine, batches: list[list[str]], max_s: float, streams: int = 1
 ) -> dict[str, Any]:
     # One run at a time goes to the all-cores session where there is one, as a lone
@@ -188,7 +188,7 @@ def run_direct(
     engine = InferenceEngine(folder, manifest, config, Metrics())
     try:
         engine.warmup()
-        lengths = _token_lengths(engine, texts)
+        lengths = token_lengths(engine, texts)
         order = sorted(range(len(texts)), key=lengths.__getitem__)
         sorted_idx = [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
         # Batches are formed in length order but run in random order, so a run cut short by
@@ -209,7 +209,7 @@ def run_direct(
             batches = [[texts[i] for i in b] for b in idx]
             # One text at a time means one run at a time: the latency a lone caller sees.
             streams = 1 if name == "single" else config.streams
-            run = _time_batches(engine, batches, args.direct_max_s, streams)
+            run = time_batches(engine, batches, args.direct_max_s, streams)
             run.update(_padding([[lengths[i] for i in b] for b in idx[: int(run["batches"])]]))
             runs[name] = run
         return {
@@ -230,7 +230,7 @@ def run_direct(
         engine.close(1.0)
 
 
-def _token_lengths(engine: InferenceEngine, texts: list[str]) -> list[int]:
+def token_lengths(engine: InferenceEngine, texts: list[str]) -> list[int]:
     manifest = engine.manifest
     tokenizer = TextTokenizer(
         engine.folder / manifest.tokenizer_file, manifest.max_seq_length, manifest.pad_token_id

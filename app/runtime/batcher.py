@@ -105,15 +105,21 @@ class DynamicBatcher:
         name: str = "batcher",
         streams: int = 1,
         run_solo: RunFn | None = None,
+        inline_when_idle: bool = False,
     ) -> None:
         """``streams``: model runs in flight at once. With one, the scheduling thread runs
         each batch itself; with more, that many runner threads take batches from it while it
         tokenizes and shapes the next ones (each run then gets its share of the cores).
         ``run_solo``: runs a batch on all the cores, used instead of ``run`` when that batch is
-        everything queued and nothing else runs: a lone caller is not left on one core."""
+        everything queued and nothing else runs: a lone caller is not left on one core.
+        ``inline_when_idle`` (needs ``run_solo``): a one-text request that finds nothing queued
+        and nothing running is run by the caller's thread (the event loop) on ``run_solo``,
+        without the two thread hand-offs of the queue (see ``_try_inline``)."""
         self._tokenize = tokenize
         self._run_fn = run
         self._run_solo = run_solo
+        self._inline = inline_when_idle and run_solo is not None
+        self._arriving = 0  # inline candidates between their yield and their decision
         self.limits = limits
         self._obs = observer or BatchObserver()
         self._cond = threading.Condition()
@@ -140,6 +146,19 @@ class DynamicBatcher:
 
     async def submit(self, texts: list[str], timeout_s: float) -> BatchResult:
         """Queue ``texts``; answer their output rows, or raise Overloaded / DeadlineExceeded."""
+        if self._inline and len(texts) == 1 and self._looks_idle():
+            # Let every request this event loop is about to hand over get here first: those
+            # parsed in the same pass are tasks ready to run, and a burst must batch, not
+            # run inline one after another while the loop is blocked by each run in turn.
+            self._arriving += 1
+            try:
+                await asyncio.sleep(0)
+            finally:
+                self._arriving -= 1
+            if not self._arriving:
+                inline = self._try_inline(texts)
+                if inline is not None:
+                    return inline
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         job = _Job(texts, now + timeout_s, now, loop, loop.create_future())
@@ -174,6 +193,59 @@ class DynamicBatcher:
             raise
         finally:
             timer.cancel()
+
+    def _looks_idle(self) -> bool:
+        """A lock-free first look (``_try_inline`` checks again under the lock)."""
+        return not self._incoming and not self._queued_texts and self._idle == self._streams
+
+    def _try_inline(self, texts: list[str]) -> BatchResult | None:
+        """Run a lone one-text request right here, if nothing is queued or running.
+
+        At light load the queue's two thread hand-offs (event loop to scheduler, scheduler back
+        to the loop, each a wake-up of a sleeping thread) cost a lone caller about a
+        millisecond on a small VM, as much as a third of a short text's model run. When the
+        batcher is idle there is nothing to batch with, so the caller's own thread runs the
+        text on the all-cores session instead. It claims every stream first, so the scheduler
+        starts no run on the same cores meanwhile; whatever arrives in the meantime waits
+        (in the socket, as the event loop is busy) for at most this one run, then batches.
+        Answers ``None`` when the batcher is busy: the request then queues as usual.
+        """
+        assert self._run_solo is not None
+        with self._cond:
+            if self._closed or self._incoming or self._queued_texts or self._idle != self._streams:
+                return None
+            self._idle = 0  # every stream is taken until this run is done
+        try:
+            t0 = time.perf_counter()
+            try:
+                encoded = self._tokenize(texts)
+            except Exception as exc:
+                raise InferenceFailed(f"tokenization failed: {exc}") from exc
+            t1 = time.perf_counter()
+            self._obs.tokenized(1, int(encoded[0].truncated), t1 - t0)
+            self._obs.dequeued(0.0)
+            try:
+                outputs = self._run_solo([encoded[0].ids])
+            except Exception as exc:
+                self._obs.failed()
+                raise InferenceFailed(f"model run failed: {type(exc).__name__}: {exc}") from exc
+            t2 = time.perf_counter()
+            self._obs.batch(1, len(encoded[0].ids), t2 - t1)
+            self._obs.done(t2 - t0)
+            return BatchResult(
+                outputs=outputs,
+                truncated=[encoded[0].truncated],
+                queue_s=0.0,
+                tokenize_s=t1 - t0,
+                inference_s=t2 - t1,
+            )
+        finally:
+            with self._cond:
+                self._idle = self._streams
+                # Rows may have queued meanwhile (from another event loop) and the scheduler
+                # sleeps until a stream is free: this is that moment.
+                if self._incoming or self._done or self._queued_texts:
+                    self._cond.notify()
 
     def close(self) -> None:
         """Take no new work; queued work still runs."""
@@ -242,25 +314,34 @@ class DynamicBatcher:
                             lambda: bool(self._incoming or self._done), timeout=wait_left
                         )
                     continue
+            # A stream is reserved before the batch is taken out of the pool: an inline run
+            # (_try_inline) may have claimed every stream since the look above.
+            with self._cond:
+                if not self._idle:
+                    continue
+                all_idle = self._idle == self._streams
+                self._idle -= 1
             batch = self._select(pool)
             self._dispatch(batch)
             if self._streams == 1:
-                self._complete(batch, *self._run(batch, self._run_fn))
-            elif (
-                self._run_solo is not None
-                and len(batch) == 1
-                and not pool
-                and self._idle == self._streams
-            ):
-                # Light load: one text, and nothing else queued or running. Run it here, on
-                # every core; what arrives meanwhile waits in `incoming` for the next pass.
-                # Larger batches keep to the streams, so that this thread stays free to feed
-                # the other stream as more arrives.
-                self._complete(batch, *self._run(batch, self._run_solo))
-            else:
+                outcome = self._run(batch, self._run_fn)
                 with self._cond:
-                    self._idle -= 1
-                self._tasks.put(batch)
+                    self._idle += 1
+                self._complete(batch, *outcome)
+            elif self._run_solo is not None and len(batch) == 1 and not pool and all_idle:
+                # Light load: one text, and nothing else queued or running. Run it here, on
+                # every core (the other streams are taken too: nobody else takes a stream
+                # while any is reserved); what arrives meanwhile waits in `incoming` for the
+                # next pass. Larger batches keep to the streams, so that this thread stays
+                # free to feed the other stream as more arrives.
+                with self._cond:
+                    self._idle -= self._streams - 1
+                outcome = self._run(batch, self._run_solo)
+                with self._cond:
+                    self._idle += self._streams
+                self._complete(batch, *outcome)
+            else:
+                self._tasks.put(batch)  # the reserved stream's runner gives it back
         for _ in self._runners:
             self._tasks.put(None)
         for row in pool:

@@ -82,6 +82,9 @@ class EngineConfig:
     streams: int = 1
     # With streams > 1: a second session on all the cores for lone batches (light load).
     solo_session: bool = True
+    # With a solo session: a lone request that finds the batcher idle runs on the caller's
+    # thread, skipping the queue's thread hand-offs (DynamicBatcher._try_inline).
+    inline_when_idle: bool = True
     # Which ONNX file of a version to load (app/runtime/variants.py).
     variant: VariantSetting = "auto"
 
@@ -124,6 +127,7 @@ class InferenceEngine:
             name=f"batcher-{self.name}-{self.version}",
             streams=config.streams,
             run_solo=self._run_solo if self._solo is not None else None,
+            inline_when_idle=config.inline_when_idle,
         )
         self._calibrate = config.calibrate
         # IO binding where the session runs on a GPU (see run_bound).

@@ -11,6 +11,7 @@ import numpy as np
 from app.errors import ModelNotFound, ShuttingDown
 from app.metrics import Metrics
 from app.registry.registry import ModelRegistry
+from app.serving.ranking import best, ranked
 from app.serving.refs import ModelRef
 
 
@@ -78,24 +79,28 @@ class Classifier:
                 raise
             engine = replacement
             result = await engine.infer(texts, timeout_s)
-        probs = softmax(result.outputs[0].astype(np.float64))
+        # Softmax over the whole batch in NumPy, then plain lists: see app/serving/ranking.py
+        # for why the ranking itself is not NumPy's.
+        probs: list[list[float]] = softmax(result.outputs[0].astype(np.float64)).tolist()
         labels = engine.manifest.labels
-        best = probs.argmax(axis=-1)
         k = len(labels) if all_scores else (min(top_k, len(labels)) if top_k else 0)
         predictions = []
         version = str(engine.version)
-        for row, idx, truncated in zip(probs, best, result.truncated, strict=True):
+        for row, truncated in zip(probs, result.truncated, strict=True):
             scores = None
             if k:
-                order = np.argsort(-row)[:k]
-                scores = {labels[j]: float(row[j]) for j in order}
-            label = labels[int(idx)]
+                order = ranked(row, k)
+                idx = order[0]
+                scores = {labels[j]: row[j] for j in order}
+            else:
+                idx = best(row)
+            label = labels[idx]
             key = (engine.name, version, label)
             counter = self._counters.get(key)
             if counter is None:
                 counter = self._counters[key] = self._predictions.labels(*key)
             counter.inc()
-            predictions.append(Prediction(label, float(row[idx]), scores, truncated))
+            predictions.append(Prediction(label, row[idx], scores, truncated))
         timings = Timings(
             total_s=time.perf_counter() - started,
             queue_s=result.queue_s,

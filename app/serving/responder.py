@@ -36,6 +36,7 @@ from app.registry.registry import ModelRegistry
 from app.runtime.engine import InferenceEngine
 from app.serving.classifier import Classifier, Timings
 from app.serving.conversations import ConversationStore, Turn, is_follow_up
+from app.serving.ranking import ranked
 from app.serving.refs import ModelRef
 from app.serving.templates import choose
 
@@ -159,9 +160,10 @@ class Responder:
         logits = result.outputs[names.index(INTENT_LOGITS_OUTPUT)]
         probs = intent_probabilities(logits, bank.out_of_scope_logit)
         row = 1 if len(texts) == 2 and self._use_context(message, probs) else 0
-        ranked = np.argsort(-probs[row])
-        intent = bank.intent_names[int(ranked[0])]
-        confidence = float(probs[row][ranked[0]])
+        scores: list[float] = probs[row].tolist()
+        order = ranked(scores)  # not np.argsort: see app/serving/ranking.py
+        intent = bank.intent_names[order[0]]
+        confidence = scores[order[0]]
         reason = self._handoff_reason(bank, intent, confidence, sentiment)
 
         template, text, missing = self._compose(bank, intent, reason, embeddings[row], slots)
@@ -181,8 +183,7 @@ class Responder:
             handoff=reason is not None,
             handoff_reason=reason,
             alternatives=[
-                Scored(bank.intent_names[int(i)], float(probs[row][i]))
-                for i in ranked[1 : 1 + policy.alternatives]
+                Scored(bank.intent_names[i], scores[i]) for i in order[1 : 1 + policy.alternatives]
             ],
             sentiment=sentiment,
             missing_slots=missing,

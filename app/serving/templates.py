@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from app.registry.bank import ResponseBank, Template, join_names, render
+from app.serving.ranking import ranked
 
 
 def choose(
@@ -21,7 +22,8 @@ def choose(
     ``missing_slots`` shows the operator what to set.
     """
     similarity = bank.embeddings[rows] @ embedding.astype(np.float32)
-    order = [rows[i] for i in np.argsort(-similarity, kind="stable")]
+    # Python's stable sort rather than np.argsort, which releases the GIL (ranking.py).
+    order = [rows[i] for i in ranked(similarity.tolist())]
     rendered = [(bank.templates[r], *render(bank.templates[r].text, dict(slots))) for r in order]
     for template, text, missing in rendered:
         if not missing:

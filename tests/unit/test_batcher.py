@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -426,3 +427,123 @@ def test_a_lone_batch_runs_solo_and_a_backlog_on_the_streams() -> None:
     assert batcher.join(5)
     assert stream_runner.most_inside == 2
     assert sum(len(b) for b in solo_runner.batches + stream_runner.batches) == 13
+
+
+class ThreadRecordingRunner(RecordingRunner):
+    """Also records which thread ran each batch, and can fail its first run."""
+
+    def __init__(self, gate: threading.Event | None = None, fail_first: bool = False) -> None:
+        super().__init__(gate)
+        self.threads: list[int] = []
+        self.entered = threading.Event()
+        self.finished_at: list[float] = []
+        self.started_at: list[float] = []
+        self.fail_first = fail_first
+
+    def __call__(self, rows: list[IntArray]) -> list[np.ndarray]:
+        with self.lock:
+            self.threads.append(threading.get_ident())
+            self.started_at.append(time.monotonic())
+        self.entered.set()
+        if self.fail_first:
+            self.fail_first = False
+            raise RuntimeError("first run fails")
+        try:
+            return super().__call__(rows)
+        finally:
+            self.finished_at.append(time.monotonic())
+
+
+def inline_batcher(
+    solo: RecordingRunner, streams: RecordingRunner, max_wait_s: float = 0
+) -> DynamicBatcher:
+    limits = BatchLimits(max_batch_size=8, max_wait_s=max_wait_s, overhead_tokens=1000)
+    return DynamicBatcher(
+        word_tokenize, streams, limits, streams=2, run_solo=solo, inline_when_idle=True
+    )
+
+
+def test_a_lone_text_runs_inline_on_the_callers_thread() -> None:
+    """At light load one text skips the queue: the caller's thread runs it on every core."""
+    solo, streams = ThreadRecordingRunner(), ThreadRecordingRunner()
+    batcher = inline_batcher(solo, streams)
+
+    async def main() -> list[BatchResult]:
+        return [await batcher.submit([text], 10) for text in ("where is my parcel", "hello")]
+
+    results = asyncio.run(main())
+    assert batcher.join(5)
+    assert solo.threads == [threading.get_ident()] * 2
+    assert streams.batches == []
+    for text, result in zip(("where is my parcel", "hello"), results, strict=True):
+        feats, doubled = expected_rows(text)
+        assert result.outputs[0].tolist() == [feats]
+        assert result.outputs[1].tolist() == [[doubled]]
+        assert result.queue_s == 0.0
+
+
+def test_a_burst_on_one_event_loop_is_batched_not_run_inline() -> None:
+    """Requests parsed together must batch: run inline one by one they would run serially."""
+    solo, streams = ThreadRecordingRunner(), ThreadRecordingRunner()
+    batcher = inline_batcher(solo, streams, max_wait_s=0.005)
+    texts = [f"text number {i}" for i in range(12)]
+
+    async def main() -> list[BatchResult]:
+        return await asyncio.gather(*(batcher.submit([t], 10) for t in texts))
+
+    results = asyncio.run(main())
+    assert batcher.join(5)
+    assert threading.get_ident() not in solo.threads + streams.threads
+    assert max(len(b) for b in solo.batches + streams.batches) > 1
+    for text, result in zip(texts, results, strict=True):
+        assert result.outputs[0].tolist() == [expected_rows(text)[0]]
+
+
+def test_requests_of_several_texts_never_run_inline() -> None:
+    solo, streams = ThreadRecordingRunner(), ThreadRecordingRunner()
+    batcher = inline_batcher(solo, streams)
+    result = asyncio.run(batcher.submit(["a b", "ccc"], 10))
+    assert batcher.join(5)
+    assert threading.get_ident() not in solo.threads + streams.threads
+    assert [r.tolist() for r in result.outputs[0]] == [expected_rows("a b")[0], [3, 1, 3]]
+
+
+def test_an_inline_run_holds_every_stream_until_it_is_done() -> None:
+    """Work from elsewhere waits for the inline run rather than sharing its cores."""
+    gate = threading.Event()
+    solo, streams = ThreadRecordingRunner(gate), ThreadRecordingRunner()
+    batcher = inline_batcher(solo, streams)
+    results: dict[str, BatchResult] = {}
+
+    def submit(key: str, texts: list[str]) -> None:
+        results[key] = asyncio.run(batcher.submit(texts, 10))
+
+    lone = threading.Thread(target=submit, args=("lone", ["held on every core"]))
+    lone.start()
+    assert solo.entered.wait(5)
+    other = threading.Thread(target=submit, args=("other", ["a b", "c d"]))
+    other.start()
+    time.sleep(0.1)
+    assert streams.batches == [], "a stream ran while the inline run held the cores"
+    gate.set()
+    lone.join(5)
+    other.join(5)
+    assert batcher.join(5)
+    assert solo.threads[0] == lone.ident
+    assert streams.started_at and streams.started_at[0] >= solo.finished_at[0]
+    assert results["other"].outputs[0].tolist() == [[2, 2, 1], [2, 2, 1]]
+
+
+def test_an_inline_failure_is_answered_and_the_next_request_runs() -> None:
+    solo, streams = ThreadRecordingRunner(fail_first=True), ThreadRecordingRunner()
+    batcher = inline_batcher(solo, streams)
+
+    async def main() -> BatchResult:
+        with pytest.raises(InferenceFailed, match="first run fails"):
+            await batcher.submit(["broken"], 10)
+        return await batcher.submit(["fine now"], 10)
+
+    result = asyncio.run(main())
+    assert batcher.join(5)
+    assert result.outputs[0].tolist() == [expected_rows("fine now")[0]]
+    assert len(solo.threads) == 2
