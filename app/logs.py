@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any, Literal
 
+from app.runtime.threadname import name_this_thread
+
 LogFormat = Literal["json", "text"]
 
 ACCESS_LOGGER = "textserve.access"
@@ -109,6 +111,7 @@ class _StderrHandler(logging.Handler):
         stream.flush()
 
     def _flush_loop(self) -> None:
+        name_this_thread("ts-log-flush")
         while not self._stop.wait(self.interval_s):
             if self._lines:
                 self.flush()

@@ -27,6 +27,15 @@ def write_charts(report: dict[str, Any], stem: Path) -> list[Path]:
     if limit:
         left.axhline(limit, color="black", linestyle="--", label="in-process limit (sorted 32)")
         left.axhline(0.75 * limit, color="grey", linestyle=":", label="0.75 x limit")
+    paired = [lv for lv in levels if "paired_limit" in lv]
+    if paired:
+        left.plot(
+            [lv["concurrency"] for lv in paired],
+            [lv["paired_limit"]["texts_per_s"] for lv in paired],
+            "x",
+            color="black",
+            label="limit measured beside each level",
+        )
     naive = report.get("baseline", {}).get("levels", [])
     if naive:
         left.plot(

@@ -24,7 +24,7 @@ import random
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--intra-op-threads", type=int, help="TEXTSERVE_INTRA_OP_THREADS")
     p.add_argument("--max-batch-size", type=int, help="TEXTSERVE_MAX_BATCH_SIZE")
     p.add_argument("--max-wait-ms", type=float, help="TEXTSERVE_MAX_WAIT_MS")
+    p.add_argument(
+        "--paired-s",
+        type=float,
+        default=3.0,
+        help="seconds of in-process limit measured again before each server level (0: none)",
+    )
+    p.add_argument(
+        "--segments",
+        type=int,
+        default=3,
+        help="with --paired-s: each level's duration in this many parts, a probe before each",
+    )
     p.add_argument("--skip-direct", action="store_true")
     p.add_argument("--skip-server", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -175,24 +187,42 @@ def _padding(batches: list[list[int]]) -> dict[str, float]:
     return {"real_tokens": real, "padded_tokens": padded, "pad_efficiency": real / padded}
 
 
-def run_direct(
-    settings: Settings, model: str, texts: list[str], args: argparse.Namespace
-) -> dict[str, Any]:
-    store = ModelStore(settings.model_store)
-    version = store.active_version(model)
-    if version is None:
-        raise SystemExit(f"{model!r} has no active version in {settings.model_store}")
-    manifest = store.verify(model, version)
-    folder = store.version_dir(model, version)
-    config = engine_config(settings)
-    engine = InferenceEngine(folder, manifest, config, Metrics())
-    try:
-        engine.warmup()
-        lengths = token_lengths(engine, texts)
-        order = sorted(range(len(texts)), key=lengths.__getitem__)
+class Limit:
+    """The in-process runs, on one engine kept loaded for the whole benchmark.
+
+    Besides the full runs (``runs``), ``paired`` measures the limit again for a few seconds
+    right before each server level: on a shared VM the speed of the same run drifts by tens
+    of percent over minutes, so each level is compared with the limit measured beside it.
+    """
+
+    def __init__(
+        self, settings: Settings, model: str, texts: list[str], args: argparse.Namespace
+    ) -> None:
+        store = ModelStore(settings.model_store)
+        version = store.active_version(model)
+        if version is None:
+            raise SystemExit(f"{model!r} has no active version in {settings.model_store}")
+        manifest = store.verify(model, version)
+        folder = store.version_dir(model, version)
+        config = engine_config(settings)
+        self.streams = config.streams
+        self.engine = InferenceEngine(folder, manifest, config, Metrics())
+        self.engine.warmup()
+        self.model = {
+            "name": model,
+            "version": version,
+            "labels": manifest.labels,
+            "inputs": manifest.inputs,
+            "max_seq_length": manifest.max_seq_length,
+            "provider": self.engine.provider,
+            "variant": self.engine.variant,
+            "folder": str(folder),
+        }
+        self.lengths = token_lengths(self.engine, texts)
+        order = sorted(range(len(texts)), key=self.lengths.__getitem__)
         sorted_idx = [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
         # Batches are formed in length order but run in random order, so a run cut short by
-        # --direct-max-s still samples every length.
+        # its time cap still samples every length.
         random.Random(args.seed).shuffle(sorted_idx)
         arrival_idx = [
             list(range(i, min(i + BATCH, len(texts)))) for i in range(0, len(texts), BATCH)
@@ -200,34 +230,40 @@ def run_direct(
         # Every distinct text once: the texts the server's concurrency-1 run cycles through.
         unique = len(dict.fromkeys(texts))
         single_idx = [[i] for i in range(min(args.single_n or unique, unique))]
-        runs: dict[str, Any] = {}
-        for name, idx in (
-            ("sorted_32", sorted_idx),
-            ("arrival_32", arrival_idx),
-            ("single", single_idx),
-        ):
-            batches = [[texts[i] for i in b] for b in idx]
-            # One text at a time means one run at a time: the latency a lone caller sees.
-            streams = 1 if name == "single" else config.streams
-            run = time_batches(engine, batches, args.direct_max_s, streams)
-            run.update(_padding([[lengths[i] for i in b] for b in idx[: int(run["batches"])]]))
-            runs[name] = run
+        self.shapes = {"sorted_32": sorted_idx, "arrival_32": arrival_idx, "single": single_idx}
+        self.texts = texts
+
+    def _run(self, name: str, max_s: float) -> dict[str, Any]:
+        idx = self.shapes[name]
+        batches = [[self.texts[i] for i in b] for b in idx]
+        # One text at a time means one run at a time: the latency a lone caller sees.
+        streams = 1 if name == "single" else self.streams
+        run = time_batches(self.engine, batches, max_s, streams)
+        run.update(_padding([[self.lengths[i] for i in b] for b in idx[: int(run["batches"])]]))
+        return run
+
+    def runs(self, max_s: float) -> dict[str, Any]:
         return {
-            "model": {
-                "name": model,
-                "version": version,
-                "labels": manifest.labels,
-                "inputs": manifest.inputs,
-                "max_seq_length": manifest.max_seq_length,
-                "provider": engine.provider,
-                "variant": engine.variant,
-                "folder": str(folder),
-            },
-            "mean_tokens": sum(lengths) / len(lengths),
-            "runs": runs,
+            "model": self.model,
+            "mean_tokens": sum(self.lengths) / len(self.lengths),
+            "runs": {name: self._run(name, max_s) for name in self.shapes},
         }
-    finally:
-        engine.close(1.0)
+
+    def paired(self, seconds: float, single: bool) -> dict[str, float]:
+        """The limit (and, for a lone-client level, the raw call's p50) measured just now."""
+        run = self._run("sorted_32", seconds)
+        out = {
+            "texts": run["texts"],
+            "seconds": run["seconds"],
+            "texts_per_s": run["texts_per_s"],
+            "cpu_ms_per_text": run["cpu_ms_per_text"],
+        }
+        if single:
+            out["single_p50_ms"] = self._run("single", seconds)["latency_ms"]["p50"]
+        return out
+
+    def close(self) -> None:
+        self.engine.close(1.0)
 
 
 def token_lengths(engine: InferenceEngine, texts: list[str]) -> list[int]:
@@ -292,30 +328,52 @@ def _level(
     texts_per_request: int,
     args: argparse.Namespace,
     textserve: bool = True,
+    limit: Limit | None = None,
 ) -> dict[str, Any]:
-    """One closed-loop load level. ``textserve=False``: a server without our /metrics."""
+    """One closed-loop load level. ``textserve=False``: a server without our /metrics.
+
+    With ``limit``, the level's ``--duration`` is cut into ``--segments`` and the in-process
+    limit is measured again (``--paired-s``) before each: on a shared VM the speed of the same
+    run drifts by tens of percent within a minute, and interleaving puts the same drift on
+    both sides of the ratio."""
     if textserve:
         wait_idle(server.url)  # what the last level left queued must not run into this one
     else:
         time.sleep(1.0)
+    pairing = limit is not None and args.paired_s > 0
+    segments = max(1, args.segments) if pairing else 1
+    results: list[LoadResult] = []
+    probes: list[dict[str, float]] = []
+    acc: dict[str, float] = defaultdict(float)
+    server_cpu = loop_cpu = busy = own = 0.0
     with httpx.Client(timeout=30.0) as http:
-        if args.warmup > 0:
-            run_load(client, server.url, bodies, concurrency, args.warmup)
-        before = scrape_metrics(http, server.url) if textserve else {}
-        server_cpu0 = tree_cpu_s(server.pid)
-        loop_cpu0 = thread_cpu_s(server.pid, server.pid)
-        busy0, _ = machine_cpu()
-        own0 = time.process_time()
-        result: LoadResult = run_load(client, server.url, bodies, concurrency, args.duration)
-        own = time.process_time() - own0
-        busy = machine_cpu()[0] - busy0
-        server_cpu = tree_cpu_s(server.pid) - server_cpu0
-        loop_cpu = thread_cpu_s(server.pid, server.pid) - loop_cpu0
-        after = scrape_metrics(http, server.url) if textserve else {}
+        for k in range(segments):
+            if pairing:
+                assert limit is not None
+                probes.append(limit.paired(args.paired_s, single=concurrency == 1))
+            warm = args.warmup if k == 0 else min(args.warmup, 1.0)
+            if warm > 0:
+                run_load(client, server.url, bodies, concurrency, warm)
+            before = scrape_metrics(http, server.url) if textserve else {}
+            server_cpu0 = tree_cpu_s(server.pid)
+            loop_cpu0 = thread_cpu_s(server.pid, server.pid)
+            busy0, _ = machine_cpu()
+            own0 = time.process_time()
+            results.append(
+                run_load(client, server.url, bodies, concurrency, args.duration / segments)
+            )
+            own += time.process_time() - own0
+            busy += machine_cpu()[0] - busy0
+            server_cpu += tree_cpu_s(server.pid) - server_cpu0
+            loop_cpu += thread_cpu_s(server.pid, server.pid) - loop_cpu0
+            after = scrape_metrics(http, server.url) if textserve else {}
+            for name, value in after.items():
+                acc[name] += value - before.get(name, 0.0)
+    result = _merge(results)
     elapsed = result.elapsed_s
     client_cpu = result.client_cpu_s + (own if result.client == "wrk" else 0.0)
     texts = max(1, result.ok * texts_per_request)
-    return {
+    level: dict[str, Any] = {
         "kind": "single" if texts_per_request == 1 else f"batched_{texts_per_request}",
         "concurrency": concurrency,
         "texts_per_request": texts_per_request,
@@ -327,7 +385,7 @@ def _level(
         "errors": result.errors,
         "latency_ms": latency_summary(result.latencies_s),
         "served_ms": result.served_ms,
-        "batcher": _batcher_stats(before, after, elapsed) if textserve else {},
+        "batcher": _batcher_stats({}, acc, elapsed) if textserve else {},
         # Less sensitive to other load than texts/s: what each text cost the server's cores.
         "server_cpu_ms_per_text": server_cpu * 1000 / texts,
         # The event loop's thread alone: HTTP parsing, validation, routing, serialization.
@@ -339,10 +397,58 @@ def _level(
         },
         "latencies_ms": [round(x * 1000, 3) for x in result.latencies_s],
     }
+    if probes:
+        level["paired_limit"] = _pooled(probes)
+        # Each segment against the probe just before it: the spread shows the drift left.
+        level["segment_ratios"] = [
+            r.ok * texts_per_request / r.elapsed_s / p["texts_per_s"]
+            for r, p in zip(results, probes, strict=True)
+        ]
+    return level
+
+
+def _merge(results: list[LoadResult]) -> LoadResult:
+    """Segments of one level as one run: counts and times summed, latencies pooled."""
+    if len(results) == 1:
+        return results[0]
+    errors: Counter[str] = Counter()
+    served: dict[str, float] = defaultdict(float)
+    ok = sum(r.ok for r in results)
+    for r in results:
+        errors.update(r.errors)
+        for key, value in r.served_ms.items():  # means, weighted by each segment's answers
+            served[key] += value * r.ok / max(1, ok)
+    return LoadResult(
+        client=results[0].client,
+        concurrency=results[0].concurrency,
+        elapsed_s=sum(r.elapsed_s for r in results),
+        ok=ok,
+        latencies_s=[x for r in results for x in r.latencies_s],
+        errors=dict(errors),
+        client_cpu_s=sum(r.client_cpu_s for r in results),
+        served_ms=dict(served),
+    )
+
+
+def _pooled(probes: list[dict[str, float]]) -> dict[str, float]:
+    """The limit over every probe of a level: throughput and CPU pooled, the median p50."""
+    texts = sum(p["texts"] for p in probes)
+    pooled = {
+        "texts_per_s": texts / sum(p["seconds"] for p in probes),
+        "cpu_ms_per_text": sum(p["cpu_ms_per_text"] * p["texts"] for p in probes) / texts,
+    }
+    singles = sorted(p["single_p50_ms"] for p in probes if "single_p50_ms" in p)
+    if singles:
+        pooled["single_p50_ms"] = singles[len(singles) // 2]
+    return pooled
 
 
 def run_server(
-    args: argparse.Namespace, env: dict[str, str], texts: list[str], labels: list[str]
+    args: argparse.Namespace,
+    env: dict[str, str],
+    texts: list[str],
+    labels: list[str],
+    limit: Limit | None = None,
 ) -> dict[str, Any]:
     client = choose_client(args.client)
     single = [json.dumps({"model": args.model, "text": t}).encode() for t in texts]
@@ -357,10 +463,10 @@ def run_server(
         with httpx.Client(timeout=30.0) as http:
             check_answers(http, server.url, args.model, labels)
         for c in _ints(args.concurrency):
-            levels.append(_level(server, client, single, c, 1, args))
+            levels.append(_level(server, client, single, c, 1, args, limit=limit))
             _progress(levels[-1])
         for c in _ints(args.batch_concurrency):
-            levels.append(_level(server, client, batched, c, BATCH, args))
+            levels.append(_level(server, client, batched, c, BATCH, args, limit=limit))
             _progress(levels[-1])
         memory = tree_rss_mb(server.pid)
         ready_s = server.ready_s
@@ -381,7 +487,11 @@ def run_server(
 
 
 def run_baseline(
-    args: argparse.Namespace, version_dir: str, texts: list[str], client: str
+    args: argparse.Namespace,
+    version_dir: str,
+    texts: list[str],
+    client: str,
+    limit: Limit | None = None,
 ) -> dict[str, Any]:
     """The naive FastAPI + transformers pipeline server on the same model and texts."""
     bodies = [json.dumps({"text": t}).encode() for t in texts]
@@ -396,7 +506,7 @@ def run_baseline(
     levels = []
     with ServerProcess({}, command=command) as server:
         for c in _ints(args.baseline_concurrency):
-            levels.append(_level(server, client, bodies, c, 1, args, textserve=False))
+            levels.append(_level(server, client, bodies, c, 1, args, textserve=False, limit=limit))
             levels[-1]["kind"] = "naive"
             _progress(levels[-1])
         memory = tree_rss_mb(server.pid)
@@ -460,6 +570,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             "requests",
             "conc",
             "texts/s",
+            "limit beside",
             "x limit",
             "p50 ms",
             "p90 ms",
@@ -475,12 +586,14 @@ def render(report: dict[str, Any], console: Console) -> None:
             t.add_column(col, justify="right")
         for lv in server["levels"]:
             lat, b, cpu = lv["latency_ms"], lv["batcher"], lv["cpu_cores"]
-            ratio = f"{lv['texts_per_s'] / limit:.2f}" if limit else "-"
+            ratio = f"{lv['ratio_to_limit']:.2f}" if "ratio_to_limit" in lv else "-"
+            beside = lv.get("paired_limit", {}).get("texts_per_s")
             errors = sum(lv["errors"].values())
             t.add_row(
                 lv["kind"],
                 str(lv["concurrency"]),
                 f"{lv['texts_per_s']:.1f}",
+                f"{beside:.1f}" if beside else "-",
                 ratio,
                 f"{lat.get('p50', float('nan')):.1f}",
                 f"{lat.get('p90', float('nan')):.1f}",
@@ -500,8 +613,17 @@ def render(report: dict[str, Any], console: Console) -> None:
                 "[yellow]warning[/]: other processes used CPU during the run; rerun on a quiet "
                 "machine before trusting these figures"
             )
+        levels = server["levels"]
+        paired = [lv["paired_limit"]["texts_per_s"] for lv in levels if "paired_limit" in lv]
+        if paired and limit:
+            console.print(
+                f"the limit measured beside each level ranged {min(paired):.1f}-{max(paired):.1f} "
+                f"texts/s ({min(paired) / limit:.2f}-{max(paired) / limit:.2f} x the full run's)"
+            )
         console.print(
-            "x limit: server texts/s over (a) sorted_32. batch: mean texts per model run. "
+            "limit beside: (a) sorted_32 measured again just before the level (--paired-s); "
+            "x limit: server texts/s over it (else over the full run's). "
+            "batch: mean texts per model run. "
             "model busy: share of wall time inside ONNX Runtime. other cores: CPU used by "
             "processes that are neither the server nor the load generator (noise). cpu ms/text: "
             "CPU time spent per text (server: its whole process), less sensitive to noise."
@@ -542,9 +664,11 @@ def main(argv: list[str] | None = None) -> None:
         "data": {"path": str(args.data), "unique_texts": len(unique), "n": len(texts)},
     }
     labels: list[str] = []
+    limit: Limit | None = None
     if not args.skip_direct:
         print("in-process runs...", file=sys.stderr)
-        direct = run_direct(settings, args.model, texts, args)
+        limit = Limit(settings, args.model, texts, args)
+        direct = limit.runs(args.direct_max_s)
         report["model"] = direct.pop("model")
         report["data"]["mean_tokens"] = direct.pop("mean_tokens")
         report["direct"] = direct
@@ -556,25 +680,42 @@ def main(argv: list[str] | None = None) -> None:
         if version is None:
             raise SystemExit(f"{args.model!r} has no active version in {settings.model_store}")
         labels = store.read_manifest(args.model, version).labels
-    if not args.skip_server:
-        print("server runs...", file=sys.stderr)
-        report["server"] = run_server(args, env, unique, labels)
-        if args.baseline and "model" in report:
-            print("naive baseline server...", file=sys.stderr)
-            report["baseline"] = run_baseline(
-                args, report["model"]["folder"], unique, report["server"]["client"]
-            )
-        limit = report.get("limit_texts_per_s")
-        if limit:
-            for lv in report["server"]["levels"] + report.get("baseline", {}).get("levels", []):
-                lv["ratio_to_limit"] = lv["texts_per_s"] / limit
-        report["targets"] = targets(report)
+    try:
+        if not args.skip_server:
+            _server_runs(args, env, unique, labels, limit, report)
+    finally:
+        if limit is not None:
+            limit.close()
     render(report, console)
     render_targets(report.get("targets", []), console)
     write_json(args.out, round_floats(report))
     console.print(f"saved {args.out}")
     for chart in write_charts(report, args.out.with_suffix("")):
         console.print(f"chart {chart}")
+
+
+def _server_runs(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    unique: list[str],
+    labels: list[str],
+    limit: Limit | None,
+    report: dict[str, Any],
+) -> None:
+    print("server runs...", file=sys.stderr)
+    report["server"] = run_server(args, env, unique, labels, limit)
+    if args.baseline and "model" in report:
+        print("naive baseline server...", file=sys.stderr)
+        report["baseline"] = run_baseline(
+            args, report["model"]["folder"], unique, report["server"]["client"], limit
+        )
+    whole_run = report.get("limit_texts_per_s")
+    for lv in report["server"]["levels"] + report.get("baseline", {}).get("levels", []):
+        # Against the limit measured beside the level where there is one.
+        beside = lv.get("paired_limit", {}).get("texts_per_s", whole_run)
+        if beside:
+            lv["ratio_to_limit"] = lv["texts_per_s"] / beside
+    report["targets"] = targets(report)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import os
 import platform
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,6 +223,22 @@ def thread_cpu_s(pid: int, tid: int) -> float:
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def thread_cpu_by_role(pid: int) -> dict[str, float]:
+    """CPU seconds of ``pid``'s threads, summed by OS thread name (the service names its
+    threads: ts-run, ts-scheduler, ts-ort, ts-tokenize, ...); the main thread is the event
+    loop."""
+    roles: dict[str, float] = defaultdict(float)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = (task / "comm").read_text().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        role = "event loop" if task.name == str(pid) else name
+        roles[role] += (int(fields[11]) + int(fields[12])) / _TICK
+    return dict(roles)
 
 
 def tree_rss_mb(pid: int) -> dict[str, float]:

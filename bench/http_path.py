@@ -51,6 +51,7 @@ from bench.common import (
     load_texts,
     machine_info,
     round_floats,
+    thread_cpu_by_role,
     thread_cpu_s,
     tree_cpu_s,
     write_json,
@@ -199,14 +200,20 @@ def _server(args: argparse.Namespace, env: dict[str, str], texts: list[str]) -> 
         run_load(client, server.url, bodies, args.concurrency, 2.0)
         wait_idle(server.url)
         cpu0, loop0 = tree_cpu_s(server.pid), thread_cpu_s(server.pid, server.pid)
+        roles0 = thread_cpu_by_role(server.pid)
         result = run_load(client, server.url, bodies, args.concurrency, args.duration)
         cpu = tree_cpu_s(server.pid) - cpu0
         loop = thread_cpu_s(server.pid, server.pid) - loop0
+        roles = thread_cpu_by_role(server.pid)
     ok = max(1, result.ok)
     return {
         "client": client,
         "cpu_ms_per_text": cpu * 1000 / ok,
         "loop_cpu_ms_per_text": loop * 1000 / ok,
+        # Where the server's CPU went, by thread: the runs, the scheduler, the event loop...
+        "threads_ms_per_text": {
+            role: (seconds - roles0.get(role, 0.0)) * 1000 / ok for role, seconds in roles.items()
+        },
         "texts_per_s": result.ok / result.elapsed_s,
         "errors": result.errors,
     }
@@ -217,6 +224,16 @@ WHAT = {
     "batcher": "queue, scheduling, thread hand-offs, scatter; smaller, less sorted runs",
     "app": "ASGI middleware, routing, validation, answer, JSON",
     "server": "uvicorn: HTTP parsing, transport, socket system calls",
+}
+
+
+THREADS = {
+    "ts-run": "model runs of the streams (one thread each, ORT inside)",
+    "ts-ort": "ONNX Runtime's own pool threads (the all-cores solo session)",
+    "ts-scheduler": "the batcher: tokenizer calls, batch shaping, scatter",
+    "ts-tokenize": "the tokenizer's worker pool (Rust)",
+    "event loop": "uvicorn, middleware, validation, answers; lone requests run inline here",
+    "ts-log-flush": "writing the buffered log lines",
 }
 
 
@@ -256,6 +273,14 @@ def render(report: dict[str, Any], console: Console) -> None:
         f"dicts and headers, metrics) {rest:.3f} ms"
     )
     if "server" in layers:
+        by_thread = layers["server"]["threads_ms_per_text"]
+        t = Table(title="the server's CPU per text, by thread")
+        for col in ("thread", "ms/text", "what runs there"):
+            t.add_column(col, justify="right" if col == "ms/text" else "left")
+        for role, ms in sorted(by_thread.items(), key=lambda kv: -kv[1]):
+            if ms >= 0.001:
+                t.add_row(role, f"{ms:.3f}", THREADS.get(role, "other (job dispatcher, watcher)"))
+        console.print(t)
         total = layers["server"]["cpu_ms_per_text"] - layers["limit"]["cpu_ms_per_text"]
         console.print(f"server over the model's own CPU (target 5, goal <= 1.5 ms): {total:.3f} ms")
 

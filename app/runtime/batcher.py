@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.errors import DeadlineExceeded, InferenceFailed, Overloaded, ShuttingDown, TextserveError
+from app.runtime.threadname import name_this_thread
 from app.runtime.tokenizer import Encoded, IntArray
 
 TokenizeFn = Callable[[list[str]], list[Encoded]]
@@ -279,6 +280,7 @@ class DynamicBatcher:
         Every job's state is touched on this thread only; runner threads (``streams > 1``)
         just run the batches they are given and hand the outputs back.
         """
+        name_this_thread("ts-scheduler")
         pool: list[_Row] = []
         while True:
             with self._cond:
@@ -357,6 +359,7 @@ class DynamicBatcher:
         return self._closed and self._idle == self._streams
 
     def _runner(self) -> None:
+        name_this_thread("ts-run")
         while (batch := self._tasks.get()) is not None:
             outcome = self._run(batch, self._run_fn)
             with self._cond:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from app.runtime.threadname import children_named
+
 log = logging.getLogger(__name__)
 
 
@@ -102,9 +104,10 @@ def create_session(model_path: Path, options: SessionOptions) -> LoadedSession:
         # event loop and tokenizer need (measured: ~2x CPU per text with spinning on).
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    session = ort.InferenceSession(
-        str(model_path), sess_options=so, providers=[_with_options(p, options) for p in wanted]
-    )
+    with children_named("ts-ort"):  # its thread pools, as top -H shows them
+        session = ort.InferenceSession(
+            str(model_path), sess_options=so, providers=[_with_options(p, options) for p in wanted]
+        )
     in_use = session.get_providers()
     # A CUDA provider that failed to initialise (no driver, no device) is dropped by ORT:
     # report what the session really uses.

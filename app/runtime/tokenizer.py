@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from app.runtime.threadname import children_named
+
 IntArray = np.ndarray  # 1-D int64 token ids
 
 
@@ -26,6 +28,10 @@ class TextTokenizer:
         self._tok.enable_truncation(max_length)
         self.max_length = max_length
         self.pad_token_id = pad_token_id
+        # The tokenizers library starts its worker pool (rayon) at its first batch call; made
+        # here, the pool's threads carry a name that says what they do (top -H, /proc).
+        with children_named("ts-tokenize"):
+            self._tok.encode_batch(["warm", "up"])
 
     def encode(self, texts: list[str]) -> list[Encoded]:
         encodings = self._tok.encode_batch(texts)
