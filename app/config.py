@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         description="Fixed cost of one ORT run in padded tokens, for batch shaping "
         "(empty: measured at warm-up).",
     )
+    gil_switch_interval_ms: float = Field(
+        0.5,
+        gt=0,
+        le=100,
+        description="Python's thread switch interval: how long a thread back from a model run "
+        "may wait for the GIL while the event loop runs (CPython's default: 5).",
+    )
     lean_http: bool = Field(
         True,
         description="Serve POST /classify by a plain ASGI endpoint (same contract, less CPU "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -35,6 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Here rather than at build time: uvicorn has set up its loggers by now, and we take over.
         configure_logging(settings.log_level, settings.log_format)
+        # A runner thread back from ONNX Runtime needs the GIL to hand its outputs over; with
+        # the event loop busy it waits up to the switch interval (CPython: 5 ms), its core
+        # idle meanwhile. A shorter interval keeps the model's cores fed under load.
+        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
         guard.announce()
         services.start()
         try:
