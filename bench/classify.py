@@ -43,6 +43,7 @@ from app.service import engine_config, engine_layout
 from bench.charts import write_charts
 from bench.common import (
     ROOT,
+    add_served_texts_args,
     background_cores,
     latency_summary,
     load_texts,
@@ -63,10 +64,7 @@ BATCH = 32
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", type=Path, required=True, help=".tsv/.csv/.jsonl/.txt of texts")
-    p.add_argument("--text-column", help="column name or 0-based index (default: detected)")
-    p.add_argument("--model", default="sentiment")
-    p.add_argument("--store", type=Path, default=Path("models"), help="model store root")
+    add_served_texts_args(p)
     p.add_argument("--n", type=int, default=2000, help="texts for the in-process runs (cycled)")
     p.add_argument(
         "--single-n", type=int, default=0, help="texts for the one-at-a-time run (0: all)"

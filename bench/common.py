@@ -30,6 +30,14 @@ class Example:
     label: str | None
 
 
+def add_served_texts_args(p: argparse.ArgumentParser) -> None:
+    """The options of the scripts that load a served model with a file of texts."""
+    p.add_argument("--data", type=Path, required=True, help=".tsv/.csv/.jsonl/.txt of texts")
+    p.add_argument("--text-column", help="column name or 0-based index (default: detected)")
+    p.add_argument("--model", default="sentiment")
+    p.add_argument("--store", type=Path, default=Path("models"), help="model store root")
+
+
 def add_labelled_data_args(p: argparse.ArgumentParser, drop_help: str) -> None:
     """The options of the scripts that score a model on a labelled file."""
     p.add_argument("--data", type=Path, required=True, help="labelled .tsv/.csv/.jsonl")

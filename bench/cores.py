@@ -24,6 +24,7 @@ from rich.table import Table
 from bench.classify import _level
 from bench.common import (
     ROOT,
+    add_served_texts_args,
     load_texts,
     machine_info,
     round_floats,
@@ -36,10 +37,7 @@ from bench.server import ServerProcess, store_env
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--text-column")
-    p.add_argument("--model", default="sentiment")
-    p.add_argument("--store", type=Path, default=Path("models"))
+    add_served_texts_args(p)
     p.add_argument(
         "--layouts", default="1x1x2,1x2x1,2x1x1", help="WORKERSxSTREAMSxTHREADS, comma-separated"
     )

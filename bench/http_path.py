@@ -48,6 +48,7 @@ from app.service import Services, engine_layout
 from bench.classify import BATCH, time_batches, token_lengths
 from bench.common import (
     ROOT,
+    add_served_texts_args,
     load_texts,
     machine_info,
     round_floats,
@@ -62,10 +63,7 @@ from bench.server import ServerProcess, store_env, wait_idle
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", type=Path, required=True, help=".tsv/.csv/.jsonl/.txt of texts")
-    p.add_argument("--text-column", help="column name or 0-based index (default: detected)")
-    p.add_argument("--model", default="sentiment")
-    p.add_argument("--store", type=Path, default=Path("models"), help="model store root")
+    add_served_texts_args(p)
     p.add_argument("--concurrency", type=int, default=64, help="requests in flight at once")
     p.add_argument("--requests", type=int, default=3000, help="requests per in-process layer")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of load on the server")
