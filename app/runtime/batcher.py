@@ -243,9 +243,9 @@ class DynamicBatcher:
         finally:
             with self._cond:
                 self._idle = self._streams
-                # Rows may have queued meanwhile (from another event loop) and the scheduler
-                # sleeps until a stream is free: this is that moment.
-                if self._incoming or self._done or self._queued_texts:
+                # Rows may have queued meanwhile (from another event loop), or a close may be
+                # waiting for every stream to be free: the scheduler sleeps until this moment.
+                if self._incoming or self._done or self._queued_texts or self._closed:
                     self._cond.notify()
 
     def close(self) -> None:

@@ -547,3 +547,23 @@ def test_an_inline_failure_is_answered_and_the_next_request_runs() -> None:
     assert batcher.join(5)
     assert result.outputs[0].tolist() == [expected_rows("fine now")[0]]
     assert len(solo.threads) == 2
+
+
+def test_a_close_during_an_inline_run_drains_as_soon_as_it_ends() -> None:
+    """Closing waits for the inline run, then finishes at once rather than at the timeout."""
+    gate = threading.Event()
+    solo, streams = ThreadRecordingRunner(gate), ThreadRecordingRunner()
+    batcher = inline_batcher(solo, streams)
+    results: list[BatchResult] = []
+    lone = threading.Thread(
+        target=lambda: results.append(asyncio.run(batcher.submit(["held"], 10)))
+    )
+    lone.start()
+    assert solo.entered.wait(5)
+    batcher.close()
+    threading.Timer(0.1, gate.set).start()
+    t0 = time.monotonic()
+    assert batcher.join(5)
+    assert time.monotonic() - t0 < 2.0
+    lone.join(5)
+    assert results[0].outputs[0].tolist() == [expected_rows("held")[0]]
