@@ -182,30 +182,30 @@ class InferenceEngine:
             log.info("%s: one run costs %.1f padded tokens of fixed overhead", self.ref, overhead)
         self.warm = True
 
-    def measure_overhead_tokens(self, width: int = 32, rows: int = 16, repeats: int = 3) -> float:
-        """The fixed cost of one run, in tokens: ``t(1 row) = a + w*b``, ``t(n) = a + n*w*b``.
+    def measure_overhead_tokens(
+        self, width: int = 32, sizes: tuple[int, ...] = (1, 2, 4, 8, 16), repeats: int = 5
+    ) -> float:
+        """The fixed cost of one run, in tokens: a line ``t(n) = a + n*w*b`` fitted to timed
+        runs of ``n`` rows of ``w`` tokens; the answer is ``a / b``.
 
-        Best of a few runs of each shape, so a noisy neighbour inflates neither. The answer is
-        what batch shaping needs to know about this hardware: a few tokens' worth on a CPU,
-        thousands on a GPU, where a run costs launches and copies whatever its size.
+        Each shape is timed ``repeats`` times, round-robin so that a slow spell of the machine
+        hits every shape alike, and its best time kept. A line through five shapes rather than
+        two: from two, the estimate moved between 16 and 58 tokens from one start to the next
+        on this VM, and batch shaping with it. The answer is what batch shaping needs to know
+        about this hardware: tens of tokens' worth on a CPU, thousands on a GPU, where a run
+        costs launches and copies whatever its size.
         """
         width = min(width, self._tokenizer.max_length)
         ids = self._tokenizer.encode([" ".join(["calibrate"] * width)])[0].ids[:width]
-
-        def best_time(n: int) -> float:
-            best = float("inf")
-            for _ in range(repeats):
+        best = dict.fromkeys(sizes, float("inf"))
+        for _ in range(repeats):
+            for n in sizes:
                 t0 = time.perf_counter()
                 self._run([ids] * n)
-                best = min(best, time.perf_counter() - t0)
-            return best
-
-        one, many = best_time(1), best_time(rows)
-        per_token = (many - one) / ((rows - 1) * width)
-        if per_token <= 0:  # noise swamped the difference: treat runs as all overhead
-            return float(self._batcher.limits.max_batch_tokens)
-        overhead = (one - width * per_token) / per_token
-        return float(min(max(overhead, 0.0), self._batcher.limits.max_batch_tokens))
+                best[n] = min(best[n], time.perf_counter() - t0)
+        return overhead_tokens(
+            {n * width: t for n, t in best.items()}, float(self._batcher.limits.max_batch_tokens)
+        )
 
     async def infer(self, texts: list[str], timeout_s: float) -> BatchResult:
         return await self._batcher.submit(texts, timeout_s)
@@ -223,3 +223,19 @@ class InferenceEngine:
         self._session = self._solo = None
         log.info("engine %s closed (drained=%s)", self.ref, drained)
         return drained
+
+
+def overhead_tokens(times: dict[int, float], limit: float) -> float:
+    """``a / b`` of the least-squares line ``t = a + b * tokens`` through ``times`` (padded
+    tokens of a run -> its seconds), within ``[0, limit]``; ``limit`` when there is no slope."""
+    xs = [float(x) for x in times]
+    ys = list(times.values())
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    var_x = sum((x - mean_x) ** 2 for x in xs)
+    if var_x == 0:
+        return limit
+    per_token = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var_x
+    if per_token <= 0:  # noise swamped the slope: treat runs as all overhead
+        return limit
+    overhead = (mean_y - per_token * mean_x) / per_token
+    return float(min(max(overhead, 0.0), limit))
