@@ -49,6 +49,7 @@ from bench.common import (
     load_texts,
     machine_cpu,
     machine_info,
+    report_console,
     round_floats,
     thread_cpu_s,
     tree_cpu_s,
@@ -630,9 +631,7 @@ def render(report: dict[str, Any], console: Console) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    console = Console()
-    if not console.is_terminal:  # captured output: do not squeeze the table into 80 columns
-        console.width = 160
+    console = report_console()
     env = settings_env(args)
     os.environ.update(env)  # the in-process engine reads the same settings as the server
     settings = Settings()

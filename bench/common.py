@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Column names recognised when a file has a header and no column is named on the command line.
@@ -28,6 +30,15 @@ LABEL_COLUMNS = ("label", "labels", "intent", "category", "class", "target")
 class Example:
     text: str
     label: str | None
+
+
+def report_console(width: int = 160) -> Console:
+    """The console the scripts print their tables to; captured output (a file, CI) gets
+    ``width`` columns instead of squeezing the tables into 80."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = width
+    return console
 
 
 def add_served_texts_args(p: argparse.ArgumentParser) -> None:

@@ -40,6 +40,7 @@ from bench.common import (
     latency_summary,
     machine_cpu,
     machine_info,
+    report_console,
     round_floats,
     tree_cpu_s,
     write_json,
@@ -324,9 +325,7 @@ def render(report: dict[str, Any], console: Console) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    console = Console()
-    if not console.is_terminal:  # captured output: do not squeeze the table into 80 columns
-        console.width = 140
+    console = report_console(140)
     keys = {name: secrets.token_hex(16) for name in ("a", "b")}
     env = {
         **store_env(args.store, args.model),

@@ -51,6 +51,7 @@ from bench.common import (
     add_served_texts_args,
     load_texts,
     machine_info,
+    report_console,
     round_floats,
     thread_cpu_by_role,
     thread_cpu_s,
@@ -285,9 +286,7 @@ def render(report: dict[str, Any], console: Console) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    console = Console()
-    if not console.is_terminal:
-        console.width = 160
+    console = report_console()
     env = store_env(args.store, args.model)
     os.environ.update(env)
     unique = load_texts(args.data, args.text_column)

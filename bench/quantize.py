@@ -48,6 +48,7 @@ from bench.common import (
     load_examples,
     machine_cpu,
     machine_info,
+    report_console,
     round_floats,
     write_json,
 )
@@ -113,9 +114,7 @@ def predictions(logits: np.ndarray, labels: list[str], dropped: set[str]) -> lis
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    console = Console()
-    if not console.is_terminal:  # captured output: do not squeeze the table into 80 columns
-        console.width = 160
+    console = report_console()
     if args.intra_op_threads is not None:
         os.environ["TEXTSERVE_INTRA_OP_THREADS"] = str(args.intra_op_threads)
     settings = Settings(model_store=args.store)

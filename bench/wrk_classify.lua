@@ -44,14 +44,7 @@ function request()
 end
 
 function response(status, headers, body)
-  local t1 = now_us()
-  local key = tostring(status)
-  statuses[key] = (statuses[key] or 0) + 1
-  local id = headers["x-request-id"] or headers["X-Request-ID"]
-  local t0 = id and pending[id]
-  if t0 then
-    pending[id] = nil
-  end
+  local t1, t0 = lib.settle(status, headers, pending, statuses)
   if status ~= 200 then
     return
   end

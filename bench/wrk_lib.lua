@@ -23,6 +23,20 @@ function lib.read_file(path)
   return text
 end
 
+-- One answer's bookkeeping: count its status, and take its request's start stamp out of
+-- ``pending`` (keyed by the X-Request-ID the service echoes). Answers (now, start or nil).
+function lib.settle(status, headers, pending, statuses)
+  local now = lib.now_us()
+  local key = tostring(status)
+  statuses[key] = (statuses[key] or 0) + 1
+  local id = headers["x-request-id"] or headers["X-Request-ID"]
+  local start = id and pending[id]
+  if start then
+    pending[id] = nil
+  end
+  return now, start
+end
+
 -- The report every script writes from done(): wrk's own totals and socket errors, then its
 -- fields (``key`` = already-encoded JSON ``value``). wrk's "status" error (any answer of 400
 -- or more) is left out: the scripts count statuses themselves, and a 429 is not a socket error.

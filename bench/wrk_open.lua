@@ -72,16 +72,9 @@ function request()
 end
 
 function response(status, hdrs, resp_body)
-  local t1 = now_us()
-  local key = tostring(status)
-  statuses[key] = (statuses[key] or 0) + 1
-  local id = hdrs["x-request-id"] or hdrs["X-Request-ID"]
-  local due = id and pending[id]
-  if due then
-    pending[id] = nil
-    if status == 200 then
-      latencies[#latencies + 1] = t1 - due
-    end
+  local t1, due = lib.settle(status, hdrs, pending, statuses)
+  if due and status == 200 then
+    latencies[#latencies + 1] = t1 - due
   end
 end
 
