@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         "json", description="Log lines as JSON objects (one per request in the access log) or text."
     )
+    opentelemetry: bool = Field(
+        False,
+        description="FastAPI's own OpenTelemetry spans, metrics and logs, sent to the providers "
+        "the process configures (off: its per-request check of them is skipped).",
+    )
     # -- fine-tune jobs ----------------------------------------------------------------------
     data_dir: Path = Field(
         Path("var"), description="Uploaded data sets, the jobs database and job work folders."

@@ -9,12 +9,13 @@ knows the route template, the model and the stage timings.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
 import threading
 import time
 from typing import Any, Literal
+
+import orjson
 
 from app.runtime.threadname import name_this_thread
 
@@ -32,16 +33,20 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, then the record's extra fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": _utc(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        line.update(_extra(record))
+        extra = _extra(record)
         if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, separators=(",", ":"))
+            extra["exc"] = self.formatException(record.exc_info)
+        return json_line(record.created, record.levelname, record.name, record.getMessage(), extra)
+
+
+def json_line(created: float, level: str, logger: str, msg: str, extra: dict[str, Any]) -> str:
+    """The JSON log line: what ``JsonFormatter`` writes, and the access log's direct path."""
+    line: dict[str, Any] = {"ts": _utc(created), "level": level.lower(), "logger": logger}
+    line["msg"] = msg
+    line.update(extra)
+    # orjson: a tenth of json.dumps's CPU on these small objects; one line per request.
+    # Anything it cannot encode is written as its str(), as json.dumps(default=str) did.
+    return orjson.dumps(line, default=str).decode()
 
 
 class TextFormatter(logging.Formatter):
@@ -82,10 +87,18 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
             return
         # Handler.handle holds self.lock around emit: the buffer needs no lock of its own.
+        self._buffer(line, record.levelno)
+
+    def emit_line(self, line: str, levelno: int) -> None:
+        """Take a line formatted by the caller (the access log's direct path)."""
+        with self.lock if self.lock else contextlib.nullcontext():
+            self._buffer(line, levelno)
+
+    def _buffer(self, line: str, levelno: int) -> None:
         self._lines.append(line)
         now = time.monotonic()
         if (
-            record.levelno >= logging.WARNING
+            levelno >= logging.WARNING
             or len(self._lines) >= self.max_lines
             or now - self._last >= self.interval_s
         ):
@@ -138,15 +151,54 @@ def configure_logging(level: str, fmt: LogFormat) -> None:
 
 
 def log_access(fields: dict[str, Any]) -> None:
-    """Write one access-log line; ``fields`` become top-level keys of the JSON object."""
-    access_log.info(
-        "%s %s %s %.1f ms",
+    """Write one access-log line; ``fields`` become top-level keys of the JSON object.
+
+    The caller has checked that the access log is enabled at INFO. Where the line can only end
+    up in this module's own JSON handler, it is formatted and handed to it directly: the same
+    line as through ``logging``, without a ``LogRecord`` (caller lookup, thread and process
+    names, the record's attribute scan), which measured 22 us against 9 us per request here.
+    Any other handler or filter on the way (a test's log capture, a user's configuration)
+    gets the record as usual.
+    """
+    msg = "{} {} {} {:.1f} ms".format(
         fields.get("method"),
         fields.get("path"),
         fields.get("status"),
         fields.get("duration_ms", 0.0),
-        extra=fields,
     )
+    handler = _direct_handler()
+    if handler is None:
+        access_log.info("%s", msg, extra=fields)
+        return
+    try:
+        line = json_line(time.time(), "info", ACCESS_LOGGER, msg, fields)
+    except Exception:  # as Handler.emit does: a bad field must not fail the request
+        access_log.info("%s", msg, extra=fields)
+        return
+    handler.emit_line(line, logging.INFO)
+
+
+def _direct_handler() -> _StderrHandler | None:
+    """Our JSON handler, when it is the only thing an access-log record would reach."""
+    found: _StderrHandler | None = None
+    logger: logging.Logger | None = access_log
+    while logger is not None:
+        if logger.filters:
+            return None
+        for handler in logger.handlers:
+            if (
+                found is not None
+                or not isinstance(handler, _StderrHandler)
+                or not isinstance(handler.formatter, JsonFormatter)
+                or handler.filters
+                or handler.level > logging.INFO
+            ):
+                return None
+            found = handler
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    return found
 
 
 def _extra(record: logging.LogRecord) -> dict[str, Any]:

@@ -7,7 +7,6 @@ and a stream per request, which costs measurable CPU on a small machine.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
@@ -71,6 +70,9 @@ class ObserveMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # Labelled children by (route, method, status): ``.labels()`` costs a lookup under a
+        # lock per call, twice per request. Routes are templates, so the keys are few.
+        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,9 +109,15 @@ class ObserveMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             labels = (template, scope["method"], str(status))
-            self.metrics.http_requests.labels(*labels).inc()
+            series = self._series.get(labels)
+            if series is None:
+                series = self._series[labels] = (
+                    self.metrics.http_requests.labels(*labels),
+                    self.metrics.http_duration.labels(*labels),
+                )
+            series[0].inc()
             elapsed = time.perf_counter() - started
-            self.metrics.http_duration.labels(*labels).observe(elapsed)
+            series[1].observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 log_access(
                     access_fields(request_id, scope, template, status, elapsed, response_headers)
@@ -254,6 +262,28 @@ TIMING_HEADERS = {
 }
 
 
+def _text(value: bytes) -> str:
+    return bytes(value).decode("latin-1")
+
+
+def _version(value: bytes) -> int | str:
+    text = bytes(value).decode("latin-1")
+    return int(text) if text.isdigit() else text
+
+
+def _ms(value: bytes) -> float:
+    return float(value)  # float() reads ASCII bytes as it reads text
+
+
+# Each access-log header: its field and how its value is read. One lookup per response
+# header: this runs for every request on the event loop.
+_ACCESS_HEADERS: dict[bytes, tuple[str, Callable[[bytes], Any]]] = {
+    b"x-model": ("model", _text),
+    b"x-model-version": ("version", _version),
+    **{name: (field, _ms) for name, field in TIMING_HEADERS.items()},
+}
+
+
 def model_headers(model: str, version: int) -> dict[str, str]:
     """Headers naming the model version that answered; the access log reads them back."""
     return {"x-model": model, "x-model-version": str(version)}
@@ -277,14 +307,16 @@ def access_fields(
         "duration_ms": round(elapsed_s * 1000.0, 3),
     }
     for key, value in response_headers:
-        name = bytes(key).lower()
-        if name in MODEL_HEADERS:
-            field = MODEL_HEADERS[name]
-            text = bytes(value).decode("latin-1")
-            fields[field] = int(text) if field == "version" and text.isdigit() else text
-        elif name in TIMING_HEADERS:
-            with contextlib.suppress(ValueError):
-                fields[TIMING_HEADERS[name]] = float(value)
+        # ASGI answers carry lower-case names; an app may still send others.
+        spec = _ACCESS_HEADERS.get(key)
+        if spec is None and key.startswith((b"x-", b"X-")):
+            spec = _ACCESS_HEADERS.get(bytes(key).lower())
+        if spec is not None:
+            # Not contextlib.suppress: a context manager per header, on the hot path.
+            try:  # noqa: SIM105
+                fields[spec[0]] = spec[1](value)
+            except ValueError:  # a malformed time is left out, not logged as garbage
+                pass
     return fields
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.logs import ACCESS_LOGGER, JsonFormatter, TextFormatter, configure_logging
+from app.logs import ACCESS_LOGGER, JsonFormatter, TextFormatter, configure_logging, log_access
 from app.registry.store import ModelStore
 from tests.integration.conftest import run, running, settings_for
 
@@ -80,3 +80,74 @@ def test_text_format_and_configure_is_idempotent() -> None:
         assert line.endswith("textserve.access: GET /healthz 200 0.2 ms request_id=abc")
     finally:
         root.setLevel(level)
+
+
+def _restore_root(level: int) -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == "textserve"]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+
+
+def test_direct_access_line_is_the_line_logging_writes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fields: dict[str, Any] = {
+        "request_id": "r-1",
+        "method": "POST",
+        "path": "/classify",
+        "route": "/classify",
+        "status": 200,
+        "duration_ms": 3.14159,
+        "model": "sentiment",
+        "version": 2,
+    }
+    root = logging.getLogger()
+    level = root.level
+    access = logging.getLogger(ACCESS_LOGGER)
+    # Alone on the root logger, as in the service (pytest hangs its capture handlers there).
+    monkeypatch.setattr(root, "handlers", [])
+    try:
+        configure_logging("info", "json")
+        ours = next(h for h in root.handlers if h.get_name() == "textserve")
+        capsys.readouterr()
+
+        def no_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            raise AssertionError("the direct path makes no LogRecord")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(access, "makeRecord", no_record)
+            log_access(fields)
+        # The same fields through logging, as any other handler would get them.
+        record = access.makeRecord(
+            ACCESS_LOGGER, logging.INFO, __file__, 0, "%s", ("POST /classify 200 3.1 ms",), None,
+            extra=fields,
+        )  # fmt: skip
+        ours.handle(record)
+        ours.flush()
+        direct, via_logging = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+        assert direct.pop("ts") and via_logging.pop("ts")
+        assert direct == via_logging
+        assert list(direct) == list(via_logging)  # same key order too
+        assert direct["msg"] == "POST /classify 200 3.1 ms"
+    finally:
+        _restore_root(level)
+
+
+def test_access_lines_reach_other_handlers_through_logging(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    root = logging.getLogger()
+    level = root.level
+    try:
+        configure_logging("info", "json")
+        with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+            log_access({"method": "GET", "path": "/healthz", "status": 200, "duration_ms": 0.2})
+        assert [r.getMessage() for r in caplog.records] == ["GET /healthz 200 0.2 ms"]
+        assert caplog.records[0].__dict__["path"] == "/healthz"
+        # Our handler got it too, once: through logging, not also directly.
+        next(h for h in root.handlers if h.get_name() == "textserve").flush()
+        assert len(capsys.readouterr().err.splitlines()) == 1
+    finally:
+        _restore_root(level)
