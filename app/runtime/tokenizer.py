@@ -28,13 +28,16 @@ class TextTokenizer:
         self._tok.enable_truncation(max_length)
         self.max_length = max_length
         self.pad_token_id = pad_token_id
+        # Without character offsets, which nothing here reads: 47 against 62 us of CPU per
+        # SST-2 sentence measured here, the same ids. tokenizers < 0.21 has only the full call.
+        self._encode_batch = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
         # The tokenizers library starts its worker pool (rayon) at its first batch call; made
         # here, the pool's threads carry a name that says what they do (top -H, /proc).
         with children_named("ts-tokenize"):
-            self._tok.encode_batch(["warm", "up"])
+            self._encode_batch(["warm", "up"])
 
     def encode(self, texts: list[str]) -> list[Encoded]:
-        encodings = self._tok.encode_batch(texts)
+        encodings = self._encode_batch(texts)
         return [
             Encoded(np.asarray(e.ids, dtype=np.int64), truncated=bool(e.overflowing))
             for e in encodings

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from app.logs import ACCESS_LOGGER, JsonFormatter, TextFormatter, configure_logging, log_access
+from app.logs import (
+    ACCESS_LOGGER,
+    JsonFormatter,
+    TextFormatter,
+    configure_logging,
+    json_line,
+    log_access,
+)
 from app.registry.store import ModelStore
 from tests.integration.conftest import run, running, settings_for
 
@@ -151,3 +158,14 @@ def test_access_lines_reach_other_handlers_through_logging(
         assert len(capsys.readouterr().err.splitlines()) == 1
     finally:
         _restore_root(level)
+
+
+def test_line_times_are_utc_to_the_millisecond_across_seconds() -> None:
+    stamps = [1764466800.5, 1764466800.999, 1764466801.25, 1764466800.0]
+    got = [json.loads(json_line(t, "INFO", "x", "m", {}))["ts"] for t in stamps]
+    assert got == [
+        "2025-11-30T01:40:00.500Z",
+        "2025-11-30T01:40:00.999Z",
+        "2025-11-30T01:40:01.250Z",
+        "2025-11-30T01:40:00.000Z",  # an earlier second again: not the cached one
+    ]
