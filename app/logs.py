@@ -146,8 +146,14 @@ def configure_logging(level: str, fmt: LogFormat) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    # Our access log replaces uvicorn's: one line per request, not two.
-    logging.getLogger("uvicorn.access").disabled = True
+    # Our access log replaces uvicorn's: one line per request, not two. Not propagating
+    # either: uvicorn asks hasHandlers() once per connection and, when that is true, builds
+    # the line's arguments (client address, quoted path) for every request before the
+    # disabled logger drops them.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.disabled = True
+    uvicorn_access.propagate = False
+    uvicorn_access.handlers.clear()
 
 
 def log_access(fields: dict[str, Any]) -> None:

@@ -80,6 +80,8 @@ def test_text_format_and_configure_is_idempotent() -> None:
         assert isinstance(ours[0].formatter, JsonFormatter)
         assert root.level == logging.WARNING
         assert logging.getLogger("uvicorn.access").disabled
+        # So uvicorn does not even build its own line's arguments.
+        assert not logging.getLogger("uvicorn.access").hasHandlers()
         record = logging.makeLogRecord(
             {"name": ACCESS_LOGGER, "msg": "GET /healthz 200 0.2 ms", "request_id": "abc"}
         )
