@@ -58,7 +58,7 @@ from bench.common import (
 )
 from bench.loadgen import LoadResult, choose_client, run_load
 from bench.server import ServerProcess, store_env, wait_idle
-from bench.targets import render_targets, targets
+from bench.targets import ratio_to_limit, render_targets, targets
 
 BATCH = 32
 
@@ -94,13 +94,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--paired-s",
         type=float,
-        default=3.0,
+        default=2.0,
         help="seconds of in-process limit measured again before each server level (0: none)",
     )
     p.add_argument(
         "--segments",
         type=int,
-        default=3,
+        default=6,
         help="with --paired-s: each level's duration in this many parts, a probe before each",
     )
     p.add_argument("--skip-direct", action="store_true")
@@ -620,8 +620,9 @@ def render(report: dict[str, Any], console: Console) -> None:
                 f"texts/s ({min(paired) / limit:.2f}-{max(paired) / limit:.2f} x the full run's)"
             )
         console.print(
-            "limit beside: (a) sorted_32 measured again just before the level (--paired-s); "
-            "x limit: server texts/s over it (else over the full run's). "
+            "limit beside: (a) sorted_32 measured again before each segment of the level "
+            "(--paired-s, --segments), pooled; x limit: the median of the segments' ratios, each "
+            "segment's texts/s over the probe just before it (else over the full run's). "
             "batch: mean texts per model run. "
             "model busy: share of wall time inside ONNX Runtime. other cores: CPU used by "
             "processes that are neither the server nor the load generator (noise). cpu ms/text: "
@@ -708,10 +709,10 @@ def _server_runs(
         )
     whole_run = report.get("limit_texts_per_s")
     for lv in report["server"]["levels"] + report.get("baseline", {}).get("levels", []):
-        # Against the limit measured beside the level where there is one.
-        beside = lv.get("paired_limit", {}).get("texts_per_s", whole_run)
-        if beside:
-            lv["ratio_to_limit"] = lv["texts_per_s"] / beside
+        # Against the limits measured beside the level where there are some (bench/targets.py).
+        ratio = ratio_to_limit(lv, whole_run)
+        if ratio is not None:
+            lv["ratio_to_limit"] = ratio
     report["targets"] = targets(report)
 
 

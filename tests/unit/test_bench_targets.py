@@ -74,3 +74,18 @@ def test_paired_limits_replace_the_full_runs_figures() -> None:
     # Each server against the limit beside it: (600/700) / (100/500).
     assert rows["6"]["measured"] == (600.0 / 700.0) / (100.0 / 500.0)
     assert rows["4"]["measured"] == 2.5 and rows["4"]["met"]
+
+
+def test_with_enough_paired_segments_their_median_is_the_figure() -> None:
+    rep = report(paired=True)
+    busy, batched = rep["server"]["levels"][1], rep["server"]["levels"][2]
+    # One segment caught by a slow spell of the machine: the median is not moved by it.
+    busy["segment_ratios"] = [0.80, 0.40, 0.78, 0.82]
+    batched["segment_ratios"] = [0.93, 0.91]  # too few: the pooled ratio stands
+    rows = by_number(targets(rep))
+    assert rows["1"]["measured"] == 0.79 and rows["1"]["met"]
+    assert "median of 4 paired segments (0.40-0.82), pooled 0.86" in rows["1"]["note"]
+    assert rows["2"]["measured"] == 650.0 / 680.0
+    # The naive server's segments count the same way: its median against ours.
+    rep["baseline"]["levels"][0]["segment_ratios"] = [0.2, 0.25, 0.1]
+    assert by_number(targets(rep))["6"]["measured"] == 0.79 / 0.2
