@@ -379,8 +379,11 @@ def _level(
         "client": result.client,
         "elapsed_s": elapsed,
         "requests_ok": result.ok,
-        "requests_per_s": result.ok / elapsed,
-        "texts_per_s": result.ok * texts_per_request / elapsed,
+        # Between each segment's first and last answer (LoadResult.steady_rate): cutting a
+        # closed loop into segments must not cost it the requests cut off at each end.
+        "requests_per_s": result.steady_rate,
+        "texts_per_s": result.steady_rate * texts_per_request,
+        "texts_per_s_counted": result.ok * texts_per_request / elapsed,
         "errors": result.errors,
         "latency_ms": latency_summary(result.latencies_s),
         "served_ms": result.served_ms,
@@ -400,7 +403,7 @@ def _level(
         level["paired_limit"] = _pooled(probes)
         # Each segment against the probe just before it: the spread shows the drift left.
         level["segment_ratios"] = [
-            r.ok * texts_per_request / r.elapsed_s / p["texts_per_s"]
+            r.steady_rate * texts_per_request / p["texts_per_s"]
             for r, p in zip(results, probes, strict=True)
         ]
     return level
@@ -426,6 +429,8 @@ def _merge(results: list[LoadResult]) -> LoadResult:
         errors=dict(errors),
         client_cpu_s=sum(r.client_cpu_s for r in results),
         served_ms=dict(served),
+        steady_ok=sum(r.steady_ok for r in results),
+        steady_s=sum(r.steady_s for r in results),
     )
 
 

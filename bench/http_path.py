@@ -213,7 +213,7 @@ def _server(args: argparse.Namespace, env: dict[str, str], texts: list[str]) -> 
         "threads_ms_per_text": {
             role: (seconds - roles0.get(role, 0.0)) * 1000 / ok for role, seconds in roles.items()
         },
-        "texts_per_s": result.ok / result.elapsed_s,
+        "texts_per_s": result.steady_rate,
         "errors": result.errors,
     }
 

@@ -18,6 +18,8 @@ end
 
 -- Thread state.
 bodies, pending, latencies, statuses = {}, {}, {}, {}
+-- The first and the last successful answer's time: the steady state lies between them.
+answered = { first = 0, last = 0 }
 served = { n = 0, total = 0, queue = 0, tokenize = 0, inference = 0 }
 local counter, cursor, prefix = 0, 0, ""
 
@@ -51,6 +53,10 @@ function response(status, headers, body)
   if t0 then
     latencies[#latencies + 1] = t1 - t0
   end
+  if answered.first == 0 then
+    answered.first = t1
+  end
+  answered.last = t1
   local total = tonumber(headers["x-total-time"])
   if total then
     served.n = served.n + 1
@@ -80,10 +86,11 @@ function done(summary, latency, requests)
       parts[i] = string.format("%.1f", lat[i])
     end
     chunks[#chunks + 1] = string.format(
-      '{"latencies_us": [%s], "statuses": %s, "served_ms": %s}',
+      '{"latencies_us": [%s], "statuses": %s, "served_ms": %s, "answered_us": %s}',
       table.concat(parts, ","),
       json_object(thread:get("statuses")),
-      json_object(thread:get("served"))
+      json_object(thread:get("served")),
+      json_object(thread:get("answered"))
     )
   end
   lib.write_report(path, summary, "threads", "[" .. table.concat(chunks, ", ") .. "]")
