@@ -57,7 +57,7 @@ from bench.common import (
     write_json,
 )
 from bench.loadgen import LoadResult, choose_client, run_load
-from bench.server import ServerProcess, store_env, wait_idle
+from bench.server import ServerProcess, store_env, wait_idle, wait_quiet
 from bench.targets import ratio_to_limit, render_targets, targets
 
 BATCH = 32
@@ -335,10 +335,7 @@ def _level(
     limit is measured again (``--paired-s``) before each: on a shared VM the speed of the same
     run drifts by tens of percent within a minute, and interleaving puts the same drift on
     both sides of the ratio."""
-    if textserve:
-        wait_idle(server.url)  # what the last level left queued must not run into this one
-    else:
-        time.sleep(1.0)
+    _settle(server, textserve)  # what the last level left queued must not run into this one
     pairing = limit is not None and args.paired_s > 0
     segments = max(1, args.segments) if pairing else 1
     results: list[LoadResult] = []
@@ -349,6 +346,10 @@ def _level(
         for k in range(segments):
             if pairing:
                 assert limit is not None
+                if k > 0:
+                    # Not while the server still runs what the last segment's clients left
+                    # behind when they were cut off: the probe would share the cores with it.
+                    _settle(server, textserve)
                 probes.append(limit.paired(args.paired_s, single=concurrency == 1))
             warm = args.warmup if k == 0 else min(args.warmup, 1.0)
             if warm > 0:
@@ -407,6 +408,13 @@ def _level(
             for r, p in zip(results, probes, strict=True)
         ]
     return level
+
+
+def _settle(server: ServerProcess, textserve: bool) -> None:
+    if textserve:
+        wait_idle(server.url)
+    else:
+        wait_quiet(server.pid)
 
 
 def _merge(results: list[LoadResult]) -> LoadResult:

@@ -18,7 +18,7 @@ from types import TracebackType
 import httpx
 
 from app.config import Settings
-from bench.common import ROOT
+from bench.common import ROOT, tree_cpu_s
 
 # Used while `textserve serve` (app/cli.py) is not available: the same app, the same settings.
 _UVICORN_FALLBACK = """
@@ -69,6 +69,17 @@ def wait_idle(url: str, timeout_s: float = 120.0) -> None:
             if inflight <= 1 and queued == 0:  # the /metrics request itself is in flight
                 return
             time.sleep(0.1)
+
+
+def wait_quiet(pid: int, timeout_s: float = 60.0, window_s: float = 0.2) -> None:
+    """Wait until the server process tree uses under a tenth of a core: done with the work
+    a load generator walked away from, for servers without textserve's metrics."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        cpu0 = tree_cpu_s(pid)
+        time.sleep(window_s)
+        if tree_cpu_s(pid) - cpu0 < 0.1 * window_s:
+            return
 
 
 def free_port() -> int:
