@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from app.api.auth import ScopeCheck
+from app.api.disconnect import ClientGone, unless_client_leaves
 from app.api.middleware import ASGIApp, Receive, Scope, Send
 from app.service import Services
 
@@ -84,6 +85,8 @@ class LeanEndpoint:
             answered = True
             await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
             await send({"type": "http.response.body", "body": encoded})
+        except ClientGone:
+            return  # nobody to answer; counted as 499 by ObserveMiddleware
         except Exception as exc:
             handler = None if answered else self._handler_for(exc)
             if handler is None:
@@ -107,7 +110,9 @@ class LeanEndpoint:
                 self.check.charge(scope, who, 1)
             raise RequestValidationError(errors) from None
         self.check.charge(scope, who, self.count_texts(body))
-        payload, headers = await self.answer(self.services, body)
+        payload, headers = await unless_client_leaves(
+            self.answer(self.services, body), receive, scope
+        )
         # The bytes json.dumps(..., separators=(",", ":"), ensure_ascii=False) gives, at a
         # fraction of its CPU (the FastAPI route answers through that).
         return orjson.dumps(payload), headers

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 
 from app.api.deps import ServicesDep
+from app.api.disconnect import ClientGone, unless_client_leaves
 from app.api.errors import InvalidInput
-from app.api.middleware import model_headers
+from app.api.middleware import CLIENT_GONE_STATUS, model_headers
 from app.api.schemas import ClassifyRequest, ClassifyResponse, ErrorResponse
 from app.config import Settings
 from app.service import Services
@@ -94,8 +95,13 @@ async def answer(
 
 
 @router.post("/classify", response_model=ClassifyResponse, responses=ERRORS)
-async def classify(body: ClassifyRequest, services: ServicesDep) -> JSONResponse:
+async def classify(body: ClassifyRequest, services: ServicesDep, request: Request) -> Response:
     """Classify one text (`text`) or several (`texts`) with a task's model or a named one."""
-    payload, headers = await answer(services, body)
+    try:
+        payload, headers = await unless_client_leaves(
+            answer(services, body), request.receive, request.scope
+        )
+    except ClientGone:
+        return Response(status_code=CLIENT_GONE_STATUS)  # for the metrics: nobody reads it
     # Built by hand rather than through response_model: skips a second validation pass.
     return JSONResponse(payload, headers=headers)
