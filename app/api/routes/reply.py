@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 
 from app.api.deps import ServicesDep
+from app.api.disconnect import ClientGone, unless_client_leaves
 from app.api.errors import InvalidInput
+from app.api.middleware import CLIENT_GONE_STATUS
 from app.api.routes.classify import ERRORS, timeout_seconds, timing_headers
 from app.api.schemas_reply import HistoryTurn, ReplyRequest, ReplyResponse, slot_strings
 from app.config import Settings
@@ -57,12 +59,12 @@ def reply_view(reply: Reply) -> dict[str, Any]:
 
 
 @router.post("/reply", response_model=ReplyResponse, responses=ERRORS)
-async def reply(body: ReplyRequest, services: ServicesDep) -> JSONResponse:
+async def reply(body: ReplyRequest, services: ServicesDep, request: Request) -> Response:
     """Answer a customer message with a vetted reply, and say whether a human should take over."""
     settings = services.settings
     check_message(settings, body.message, "message")
     history = None if body.history is None else check_history(settings, body.history, "history")
-    result = await services.responder.reply(
+    work = services.responder.reply(
         body.message,
         model=ModelRef.parse(body.model) if body.model else None,
         history=history,
@@ -70,6 +72,11 @@ async def reply(body: ReplyRequest, services: ServicesDep) -> JSONResponse:
         slots=slot_strings(body.slots),
         timeout_s=timeout_seconds(settings, body.timeout_ms),
     )
+    try:
+        # A client gone before its answer: no model run, and no turn added to its conversation.
+        result = await unless_client_leaves(work, request.receive, request.scope)
+    except ClientGone:
+        return Response(status_code=CLIENT_GONE_STATUS)  # for the metrics: nobody reads it
     payload = {
         "reply": result.reply,
         **reply_view(result),
