@@ -351,9 +351,14 @@ def _level(
                     # behind when they were cut off: the probe would share the cores with it.
                     _settle(server, textserve)
                 probes.append(limit.paired(args.paired_s, single=concurrency == 1))
-            warm = args.warmup if k == 0 else min(args.warmup, 1.0)
-            if warm > 0:
-                run_load(client, server.url, bodies, concurrency, warm)
+            if k == 0 and args.warmup > 0:
+                # Once per level; the requests it cuts off are finished (or dropped) before
+                # the count starts. Later segments need no warm-up of their own: their
+                # throughput is taken in the steady state (LoadResult.steady_rate), after the
+                # pipeline has filled, and a warm-up's cut-off requests would only queue in
+                # front of them on a server that runs what its clients left behind.
+                run_load(client, server.url, bodies, concurrency, args.warmup)
+                _settle(server, textserve)
             before = scrape_metrics(http, server.url) if textserve else {}
             server_cpu0 = tree_cpu_s(server.pid)
             loop_cpu0 = thread_cpu_s(server.pid, server.pid)

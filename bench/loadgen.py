@@ -31,6 +31,10 @@ TIMING_HEADERS = {
 }
 
 
+# Answers after the first needed before the steady-state rate is taken (LoadResult).
+MIN_STEADY_ANSWERS = 10
+
+
 @dataclass
 class LoadResult:
     """What one load run measured; latencies are of successful (200) requests only."""
@@ -58,8 +62,9 @@ class LoadResult:
         classify.py) and 200 ms answers that is about 5 % of the level. Between the first and
         the last answer the loop is in its steady state; the rate there is the throughput.
         """
-        if self.steady_ok > 0 and self.steady_s > 0:
+        if self.steady_ok >= MIN_STEADY_ANSWERS and self.steady_s > 0:
             return self.steady_ok / self.steady_s
+        # A handful of answers (a server queueing seconds deep) spans too little to say.
         return self.ok / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
