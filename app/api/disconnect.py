@@ -5,8 +5,9 @@ answers ``http.disconnect`` to the next ``receive()``. A client that times out a
 would otherwise leave its abandoned request in the queue, and under overload every retry
 adds another copy of the work. ``unless_client_leaves`` listens for the disconnect while
 the answer is being computed and cancels it: the batcher drops the request's queued rows
-(app/runtime/batcher.py), and the request is counted with status 499, nginx's "client
-closed request", since no answer is sent.
+(app/runtime/batcher.py). The ``ClientGone`` it raises is answered like any other error, by
+the app's one mapping (app/api/errors.py), with status 499, nginx's "client closed request":
+nobody reads that answer, but the metrics and the access log count the request as such.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from app.api.middleware import CLIENT_GONE, Receive, Scope
+from app.api.middleware import Receive
 
 T = TypeVar("T")
+
+CLIENT_GONE_STATUS = 499
 
 
 class ClientGone(Exception):
     """The client closed the connection before its answer was ready."""
 
 
-async def unless_client_leaves(work: Awaitable[T], receive: Receive, scope: Scope) -> T:
+async def unless_client_leaves(work: Awaitable[T], receive: Receive) -> T:
     """``await work``, unless the client disconnects first: then raise ``ClientGone``.
 
     Call it once the request's body has been read: every ``receive()`` after that waits for
@@ -48,7 +51,6 @@ async def unless_client_leaves(work: Awaitable[T], receive: Receive, scope: Scop
         if not gone:
             raise  # cancelled by someone else (shutdown): not ours to swallow
         task.uncancel()
-        scope.setdefault("state", {})[CLIENT_GONE] = True
         raise ClientGone from None
     finally:
         watcher.cancel()

@@ -7,10 +7,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
+from app.api.disconnect import CLIENT_GONE_STATUS, ClientGone
 from app.api.middleware import BodyRejected
 from app.training.errors import BaseModelUnavailable, InvalidDataset
 
@@ -124,6 +125,11 @@ def install_error_handlers(app: FastAPI) -> None:
             code, param = "http_error", None
         headers = dict(exc.headers) if exc.headers else None
         return error_response(request, exc.status_code, code, str(exc.detail), param, headers)
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Request, exc: ClientGone) -> Response:
+        # Nobody reads this: it is for the metrics and the access log (app/api/disconnect.py).
+        return Response(status_code=CLIENT_GONE_STATUS)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

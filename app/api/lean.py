@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from app.api.auth import ScopeCheck
-from app.api.disconnect import ClientGone, unless_client_leaves
+from app.api.disconnect import unless_client_leaves
 from app.api.middleware import ASGIApp, Receive, Scope, Send
 from app.service import Services
 
@@ -85,8 +85,6 @@ class LeanEndpoint:
             answered = True
             await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
             await send({"type": "http.response.body", "body": encoded})
-        except ClientGone:
-            return  # nobody to answer; counted as 499 by ObserveMiddleware
         except Exception as exc:
             handler = None if answered else self._handler_for(exc)
             if handler is None:
@@ -110,9 +108,7 @@ class LeanEndpoint:
                 self.check.charge(scope, who, 1)
             raise RequestValidationError(errors) from None
         self.check.charge(scope, who, self.count_texts(body))
-        payload, headers = await unless_client_leaves(
-            self.answer(self.services, body), receive, scope
-        )
+        payload, headers = await unless_client_leaves(self.answer(self.services, body), receive)
         # The bytes the FastAPI route's json.dumps(separators=(",", ":"), ensure_ascii=False)
         # gives for these payloads, at a fraction of its CPU (a NaN score, which json writes
         # as the invalid token NaN, comes out as null).

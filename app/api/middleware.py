@@ -29,10 +29,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Where a granted request's rate-limit headers wait in the request state for the answer.
 RATE_LIMIT_STATE = "rate_limit_headers"
-# Set in the request state when the client left before its answer (app/api/disconnect.py):
-# the request is then counted and logged with nginx's "client closed request" status.
-CLIENT_GONE = "client_gone"
-CLIENT_GONE_STATUS = 499
 
 
 def set_rate_limit_headers(scope: Scope, headers: dict[str, str]) -> None:
@@ -87,7 +83,7 @@ class ObserveMiddleware:
         if len(request_id) > 128:
             request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
-        status = 0  # no answer started yet
+        status = 500
         response_headers: list[tuple[bytes, bytes]] = []
 
         async def send_wrapper(message: Message) -> None:
@@ -110,10 +106,6 @@ class ObserveMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             self.metrics.http_inflight.dec()
-            if not status:
-                # No answer: the client left first (app/api/disconnect.py), else a failure
-                # that Starlette's server-error middleware answers with a 500 outside us.
-                status = CLIENT_GONE_STATUS if scope["state"].get(CLIENT_GONE) else 500
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             labels = (template, scope["method"], str(status))

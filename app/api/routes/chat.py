@@ -27,9 +27,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from app.api.deps import ServicesDep
-from app.api.disconnect import ClientGone, unless_client_leaves
+from app.api.disconnect import unless_client_leaves
 from app.api.errors import STATUS, InvalidInput
-from app.api.middleware import CLIENT_GONE_STATUS
 from app.api.routes.classify import ERRORS, timeout_seconds, timing_headers
 from app.api.routes.reply import check_message, reply_view
 from app.api.schemas_chat import ChatCompletion, ChatCompletionRequest, ChatMessage, chunk
@@ -99,10 +98,7 @@ async def chat_completions(
         slots=slot_strings(body.textserve.slots if body.textserve else None),
         timeout_s=timeout_seconds(settings, None),
     )
-    try:
-        result = await unless_client_leaves(work, request.receive, request.scope)
-    except ClientGone:
-        return Response(status_code=CLIENT_GONE_STATUS)  # for the metrics: nobody reads it
+    result = await unless_client_leaves(work, request.receive)
     base = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "created": int(time.time()),

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from app.api.deps import ServicesDep
-from app.api.disconnect import ClientGone, unless_client_leaves
+from app.api.disconnect import unless_client_leaves
 from app.api.errors import InvalidInput
-from app.api.middleware import CLIENT_GONE_STATUS, model_headers
+from app.api.middleware import model_headers
 from app.api.schemas import ClassifyRequest, ClassifyResponse, ErrorResponse
 from app.config import Settings
 from app.service import Services
@@ -95,13 +95,8 @@ async def answer(
 
 
 @router.post("/classify", response_model=ClassifyResponse, responses=ERRORS)
-async def classify(body: ClassifyRequest, services: ServicesDep, request: Request) -> Response:
+async def classify(body: ClassifyRequest, services: ServicesDep, request: Request) -> JSONResponse:
     """Classify one text (`text`) or several (`texts`) with a task's model or a named one."""
-    try:
-        payload, headers = await unless_client_leaves(
-            answer(services, body), request.receive, request.scope
-        )
-    except ClientGone:
-        return Response(status_code=CLIENT_GONE_STATUS)  # for the metrics: nobody reads it
+    payload, headers = await unless_client_leaves(answer(services, body), request.receive)
     # Built by hand rather than through response_model: skips a second validation pass.
     return JSONResponse(payload, headers=headers)
