@@ -58,9 +58,10 @@ class LoadResult:
 
         ``ok / elapsed_s`` undercounts a closed loop cut off after a fixed time: the requests
         in flight at the end are dropped half done (on average half a request per connection),
-        and the first answers wait for the pipeline to fill. With 2-second segments (bench/
-        classify.py) and 200 ms answers that is about 5 % of the level. Between the first and
-        the last answer the loop is in its steady state; the rate there is the throughput.
+        and no answer comes before the pipeline has filled. A 2-second segment of 240 ms
+        answers (bench/classify.py, 32-text requests) read 18 % low that way. Between the
+        first and the last answer the loop is in its steady state; the rate there is the
+        throughput.
         """
         if self.steady_ok >= MIN_STEADY_ANSWERS and self.steady_s > 0:
             return self.steady_ok / self.steady_s

@@ -29,7 +29,7 @@ class TextTokenizer:
         self.max_length = max_length
         self.pad_token_id = pad_token_id
         # Without character offsets, which nothing here reads: 47 against 62 us of CPU per
-        # SST-2 sentence measured here, the same ids. tokenizers < 0.21 has only the full call.
+        # SST-2 sentence measured here, the same ids. Older tokenizers have only the full call.
         self._encode_batch = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
         # The tokenizers library starts its worker pool (rayon) at its first batch call; made
         # here, the pool's threads carry a name that says what they do (top -H, /proc).
