@@ -7,8 +7,8 @@ BIN := $(VENV)/bin
 EXTRAS ?= cpu,train
 HOST ?= 127.0.0.1
 PORT ?= 8000
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: install install-dev run serve bootstrap test test-fast lint check-deploy bench clean
 
@@ -54,7 +54,7 @@ check-deploy: install-dev
 	bash scripts/install-deploy-tools.sh
 	$(BIN)/python -m pytest tests/deploy -q
 
-## The CPU benchmarks (about 4 minutes on 2 cores): serving vs the in-process limit and the naive
+## The CPU benchmarks (about 6 minutes on 2 cores): serving vs the in-process limit and the naive
 ## baseline (table, JSON and a PNG chart in bench/results/), int8 vs fp32, processes x runs x threads.
 ## DATA: texts (labelled for the int8 accuracy); STORE / MODEL: the version to measure;
 ## BENCH_QUANT_ARGS: label mapping for quantize.py, e.g. "--label-map 0=negative,1=positive
