@@ -41,6 +41,7 @@ def serve(
     """Serve every model with an active version over HTTP."""
     import uvicorn
 
+    from app.api.connection import http_protocol
     from app.main import create_app
 
     overrides: dict[str, Any] = {
@@ -60,6 +61,7 @@ def serve(
             port=settings.port,
             log_level=settings.log_level,
             timeout_graceful_shutdown=grace,
+            http=http_protocol(settings),
         )
         return
     # Worker processes build their own app, so the overrides must reach them via the env.
@@ -74,6 +76,7 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=grace,
+        http=http_protocol(settings),
     )
 
 

@@ -97,6 +97,17 @@ class Settings(BaseSettings):
     max_inflight_requests: int = Field(
         256, ge=0, description="Requests served at once before 503 (0: no cap; probes exempt)."
     )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Time a request body has to arrive whole (an upload: between two chunks); "
+        "408 after it.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time a connection has to send a request's headers; closed after it.",
+    )
     drain_timeout_s: float = Field(30.0, ge=0, description="Grace period to finish queued work.")
     warmup: bool = Field(True, description="Run a warm-up batch before /readyz turns 200.")
     log_level: str = Field("info", description="Log level.")

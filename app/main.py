@@ -117,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_inflight=settings.max_inflight_requests,
         retry_after_s=settings.retry_after_s,
         metrics=services.metrics,
+        body_timeout_s=settings.body_timeout_s,
+        streamed=("/v1/files",),
     )
     app.add_middleware(ObserveMiddleware, metrics=services.metrics)
     return app

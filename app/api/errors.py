@@ -85,7 +85,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.TextserveError)
     async def _domain(request: Request, exc: errors.TextserveError) -> JSONResponse:
         status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 500)
-        if status >= 500 and status != 503:
+        # 503 and 504 are load, not faults: the metrics and the access log count them.
+        if status >= 500 and status not in (503, 504):
             log.error("request %s failed: %s", getattr(request.state, "request_id", "-"), exc)
         param = "model" if isinstance(exc, errors.ModelNotFound | errors.InvalidModelName) else None
         # Errors may name the offending field and carry details (a data set's line number).
@@ -118,7 +119,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc, BodyRejected):
-            code, param = exc.code, "body"
+            code, param = exc.code, exc.param
         elif exc.status_code == 413:
             code, param = "payload_too_large", "body"
         else:

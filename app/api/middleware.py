@@ -49,9 +49,25 @@ class BodyRejected(HTTPException):
     its body parsing, so the app's handler (app/api/errors.py) answers it in the envelope.
     """
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
-        super().__init__(status_code, message)
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        param: str | None = "body",
+    ) -> None:
+        super().__init__(status_code, message, headers)
         self.code = code
+        self.param = param
+
+
+def error_body(scope: Scope, code: str, message: str, param: str | None) -> bytes:
+    """The error envelope, as the app's handlers write it (app/api/errors.py), for the
+    middleware that answers before the app is reached."""
+    request_id = scope.get("state", {}).get("request_id")
+    error = {"type": code, "message": message, "param": param, "request_id": request_id}
+    return json.dumps({"error": error}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 # Request ids: a random prefix per process and a counter. uuid4 reads the OS's random source
@@ -79,7 +95,7 @@ class ObserveMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _header(scope, b"x-request-id") or new_request_id()
+        request_id = header(scope, b"x-request-id") or new_request_id()
         if len(request_id) > 128:
             request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
@@ -125,7 +141,12 @@ class ObserveMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Answers 413 for bodies over ``max_bytes``, by Content-Length or while streaming."""
+    """Answers 413 for bodies over ``max_bytes``, by Content-Length or while streaming.
+
+    Either way the refusal is raised inside the app's own read of the body, so the app's
+    error handler answers it, after routing: the metrics and the access log name the route.
+    A body declared too large is refused before a byte of it is read.
+    """
 
     def __init__(
         self, app: ASGIApp, max_bytes: int, metrics: Metrics, exempt: tuple[str, ...] = ()
@@ -139,53 +160,29 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt):
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, send)
-            return
-        seen = 0
+        declared = header(scope, b"content-length")
+        # A declared size counts as seen at once: over the limit, not a byte is read.
+        counting = declared is None or not declared.isdigit()
+        seen = 0 if counting else int(declared or 0)
 
         async def limited_receive() -> Message:
             nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    # Raised inside the app's body read, so the app's error handler answers it.
-                    self.metrics.rejections.labels("-", "payload_too_large").inc()
-                    raise HTTPException(413, self._message)
-            return message
+            if seen <= self.max_bytes:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return message
+                if counting:
+                    seen += len(message.get("body", b""))
+                if seen <= self.max_bytes:
+                    return message
+            self.metrics.rejections.labels("-", "payload_too_large").inc()
+            raise HTTPException(413, self._message)
 
         await self.app(scope, limited_receive, send)
 
     @property
     def _message(self) -> str:
         return f"body: request body exceeds the limit of {self.max_bytes} bytes"
-
-    async def _reject(self, scope: Scope, send: Send) -> None:
-        self.metrics.rejections.labels("-", "payload_too_large").inc()
-        request_id = scope.get("state", {}).get("request_id")
-        body = json.dumps(
-            {
-                "error": {
-                    "type": "payload_too_large",
-                    "message": self._message,
-                    "param": "body",
-                    "request_id": request_id,
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
 
 class JsonDepthMiddleware:
@@ -209,7 +206,7 @@ class JsonDepthMiddleware:
         if (
             scope["type"] != "http"
             or scope["path"].startswith(self.exempt)
-            or not is_json_type(_header(scope, b"content-type"))
+            or not is_json_type(header(scope, b"content-type"))
         ):
             await self.app(scope, receive, send)
             return
@@ -320,7 +317,7 @@ def access_fields(
     return fields
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
             return bytes(value).decode("latin-1")

@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from app.api.connection import http_protocol
 from app.config import Settings
 from app.main import create_app
 from tests.support.server import free_port
@@ -28,7 +29,14 @@ def serve_in_thread(
     app = create_app(settings)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            http=http_protocol(settings),  # as `textserve serve` runs it
+        )
     )
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()

@@ -31,3 +31,9 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     headers = {"Retry-After": str(services.settings.retry_after_s)} if code == 503 else None
     body = {"status": status, "reason": reason, "models": models}
     return JSONResponse(body, status_code=code, headers=headers)
+
+
+# HEAD too, with the same status: load balancers and uptime checkers often probe with it.
+# Outside the schema, where it would only repeat the GET operations.
+for _path, _probe in (("/healthz", healthz), ("/readyz", readyz)):
+    router.add_api_route(_path, _probe, methods=["HEAD"], include_in_schema=False)
