@@ -89,7 +89,11 @@ class FineTuneCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     model: str = Field(description="Name to publish under; a new name creates a new model.")
-    task: Literal["classification", "reply"] = "classification"
+    task: Literal["classification", "reply"] | None = Field(
+        None,
+        description="What to train: default the existing model's task, else classification; "
+        "another task than the existing model's is refused (409).",
+    )
     training_file: str = Field(description="Id of an uploaded file.")
     validation_file: str | None = Field(
         None, description="Id of an uploaded file; else 10 % of training rows, stratified."

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
-from app.errors import Conflict
+from app.errors import Conflict, FileNotFound
+from app.jobs.checks import check_files, resolve_task
 from app.jobs.files import FileStore
 from app.jobs.promotion import Decision, decide
-from app.jobs.records import JobRecord, Promote
+from app.jobs.records import FileRecord, JobRecord, Promote
 from app.jobs.recovery import lost_jobs, owner_id, stop_orphaned_worker
 from app.jobs.reporting import Reporter, Run
 from app.jobs.runners import Runner
@@ -36,7 +37,6 @@ from app.registry.manifest import check_name
 from app.registry.registry import ModelRegistry
 from app.registry.store import ModelStore
 from app.training.base_model import resolve_base_model
-from app.training.errors import InvalidDataset
 from app.training.finetune import Hyperparameters
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class JobService:
         self,
         *,
         model: str,
-        task: str,
+        task: str | None,
         training_file: str,
         validation_file: str | None,
         base_model: str,
@@ -145,12 +145,18 @@ class JobService:
         promote: Promote,
         resources: dict[str, Any] | None = None,
     ) -> JobRecord:
-        """Check what can be checked at once (names, files, task), then record the job."""
+        """Check what can be checked at once (names, task, files), then record the job.
+
+        ``task`` None: the existing model's task, else classification.
+        """
         check_name(model)
+        task = resolve_task(self.models, model, task)
         check_task(task)
-        self.files.get(training_file)
+        train = _file(self.files, training_file, "training_file")
+        validation = None
         if validation_file is not None:
-            self.files.get(validation_file)
+            validation = _file(self.files, validation_file, "validation_file")
+        check_files(task, train, validation)
         resolve_base_model(base_model)
         job = JobRecord(
             id=new_id("ftjob"),
@@ -257,21 +263,11 @@ class JobService:
                 self.reports.event(job.id, "state", "files validated; job queued", state="queued")
 
     def _check_files(self, job: JobRecord) -> None:
+        # As at creation: the model may have been published as another task since.
+        resolve_task(self.models, job.model, job.task)
         train = self.files.get(job.training_file)
-        counts = train.label_counts
-        if len(counts) < 2:
-            raise InvalidDataset(
-                f"training file {train.id} has {len(counts)} label(s); a classifier needs two"
-            )
-        if job.validation_file is not None:
-            valid = self.files.get(job.validation_file)
-            unknown = sorted(set(valid.label_counts) - set(counts))
-            if unknown:
-                raise InvalidDataset(
-                    f"validation file {valid.id} has labels the training file lacks: {unknown[:10]}"
-                )
-        elif train.rows < 4:
-            raise InvalidDataset(f"training file {train.id} has too few rows to hold some out")
+        validation = None if job.validation_file is None else self.files.get(job.validation_file)
+        check_files(job.task, train, validation)
 
     def _start_queued(self) -> None:
         while not self._stopping.is_set():
@@ -475,3 +471,12 @@ class JobService:
 
     def log_path(self, job: JobRecord) -> Path:
         return self._work_dir(job) / LOG_FILE
+
+
+def _file(files: FileStore, file_id: str, param: str) -> FileRecord:
+    """``files.get``, whose 404 names the request field that gave the id."""
+    try:
+        return files.get(file_id)
+    except FileNotFound as exc:
+        exc.param = param
+        raise

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from app.errors import TextserveError
+from app.jobs.checks import resolve_task
 from app.jobs.spec import WorkerEvent, WorkerSpec, examples_from_rows
 from app.jobs.tasks import TrainContext, trainer_for
 from app.registry.store import ModelStore
@@ -43,9 +44,11 @@ def execute(
     try:
         emit(WorkerEvent(type="stage", message="loading data", data={"stage": "loading data"}))
         train, validation = _load(spec)
-        ctx = TrainContext(
-            spec, ModelStore(Path(spec.model_store)), train, validation, emit, should_stop
-        )
+        store = ModelStore(Path(spec.model_store))
+        # Checked when the job was created and validated; checked again here because a job
+        # queued meanwhile may have published this name as the other task.
+        resolve_task(store, spec.model, spec.task)
+        ctx = TrainContext(spec, store, train, validation, emit, should_stop)
         result = trainer_for(spec.task)(ctx)
     except TrainingCancelled as exc:
         emit(WorkerEvent(type="error", message=str(exc), data={"code": exc.code}))

@@ -139,6 +139,10 @@ def test_bad_requests_and_bad_files_are_refused(
 
             r = await post({"model": "x", "training_file": "file-nope"})
             assert r.status_code == 404
+            assert r.json()["error"]["param"] == "training_file"
+            r = await post({"model": "x", "training_file": fid, "validation_file": "file-nope"})
+            assert r.status_code == 404
+            assert r.json()["error"]["param"] == "validation_file"
             r = await post({"model": "Bad Name", "training_file": fid})
             assert r.status_code == 422
             r = await post({"model": "x", "training_file": fid, "hyperparameters": {"epochs": 0}})
@@ -162,18 +166,30 @@ def test_bad_requests_and_bad_files_are_refused(
             assert "not available yet" in r.json()["error"]["message"]
             monkeypatch.undo()
 
-            # Labels the training file lacks: the job fails while validating its files.
+            # Labels the training file lacks: refused before a job is recorded (the file
+            # records say so; tests/integration/test_fine_tune_checks.py has the rest).
             other = (await upload(client, b"text,label\nhello there,neutral\nhi,neutral\n",
                                   "v.csv")).json()["id"]  # fmt: skip
             r = await post({"model": "x", "training_file": fid, "validation_file": other})
-            job = await wait_for(client, r.json()["id"], finished, timeout_s=10)
-            assert job["status"] == "failed"
-            assert job["error"]["code"] == "invalid_dataset"
-            assert "neutral" in job["error"]["message"]
-            assert job["started_at"] is None
+            assert r.status_code == 422
+            assert r.json()["error"]["type"] == "invalid_dataset"
+            assert r.json()["error"]["param"] == "validation_file"
+            assert "neutral" in r.json()["error"]["message"]
+            assert (await client.get("/v1/fine-tunes")).json()["data"] == []
 
             assert (await client.get("/v1/fine-tunes/ftjob-nope")).status_code == 404
-            r = await client.post(f"/v1/fine-tunes/{job['id']}/cancel")
-            assert r.status_code == 409
+
+    run(main)
+
+
+def test_an_unknown_page_cursor_is_named_as_the_field_at_fault(
+    store: ModelStore, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        async with running(job_settings(store, tmp_path / "var")) as (client, _):
+            r = await client.get("/v1/fine-tunes", params={"after": "ftjob-nope"})
+            assert r.status_code == 404
+            error = r.json()["error"]
+            assert (error["type"], error["param"]) == ("job_not_found", "after")
 
     run(main)

@@ -21,6 +21,7 @@ from app.api.schemas_jobs import (
     FineTuneJob,
     FineTuneList,
 )
+from app.errors import JobNotFound
 from app.jobs.records import TERMINAL
 from app.service import Services
 
@@ -35,7 +36,11 @@ STREAM_KEEPALIVE_S = 15.0
 
 @router.post("", response_model=FineTuneJob, status_code=201, responses=ERRORS)
 async def create_fine_tune(body: FineTuneCreate, services: ServicesDep) -> FineTuneJob:
-    """Start a fine-tune of `training_file` published as `model`; answers the new job."""
+    """Start a fine-tune of `training_file` published as `model`; answers the new job.
+
+    Without `task`, an existing model's task is trained (else classification); a `task`
+    that is not the existing model's is refused with 409.
+    """
     job = await run_in_threadpool(
         lambda: services.jobs.create(
             model=body.model,
@@ -58,7 +63,11 @@ async def list_fine_tunes(
     after: str | None = None,
 ) -> FineTuneList:
     """Jobs, newest first; pass the last id as `after` for the next page."""
-    jobs, more = await run_in_threadpool(services.jobs.db.list_jobs, limit, after)
+    try:
+        jobs, more = await run_in_threadpool(services.jobs.db.list_jobs, limit, after)
+    except JobNotFound as exc:
+        exc.param = "after"  # the only job a page looks up is its cursor
+        raise
     return FineTuneList(data=[FineTuneJob.of(j) for j in jobs], has_more=more)
 
 

@@ -16,12 +16,7 @@ from app.training.errors import InvalidDataset
 from app.training.finetune import Hyperparameters, TrainProgress
 from app.training.reply.data import read_templates
 from app.training.reply.pipeline import build_reply_model
-from app.training.reply.rows import (
-    INTENT_COLUMNS,
-    RESPONSE_COLUMNS,
-    UTTERANCE_COLUMNS,
-    rows_from_upload,
-)
+from app.training.reply.rows import missing_roles, rows_from_upload
 
 # job_meta key under which the job API passes a separate template file (JSON or CSV).
 TEMPLATES_KEY = "templates_path"
@@ -107,8 +102,4 @@ def _upload_rows(path: str | None) -> list[dict[str, str]] | None:
     if not path or not Path(path).is_file():
         return None
     rows = rows_from_upload(Path(path).read_bytes())
-    columns = {c.strip().lower() for c in rows[0]} if rows else set()
-    has = [any(n in columns for n in names) for names in (UTTERANCE_COLUMNS, INTENT_COLUMNS)]
-    if all(has) and any(n in columns for n in RESPONSE_COLUMNS):
-        return rows
-    return None
+    return rows if rows and not missing_roles(rows[0]) else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,19 @@ UTTERANCE_COLUMNS = ("utterance", "instruction", "text", "message", "question", 
 INTENT_COLUMNS = ("intent", "label")
 RESPONSE_COLUMNS = ("response", "reply", "answer", "template")
 CATEGORY_COLUMNS = ("category",)
+# What an uploaded file must hold to train a reply model through the job API, which takes
+# no separate template file: the bank is built from the response column.
+REQUIRED_COLUMNS = {
+    "utterance": UTTERANCE_COLUMNS,
+    "intent": INTENT_COLUMNS,
+    "response": RESPONSE_COLUMNS,
+}
+
+
+def missing_roles(columns: Iterable[str]) -> list[str]:
+    """The roles of ``REQUIRED_COLUMNS`` that no column of ``columns`` fills, in order."""
+    present = {c.strip().lower() for c in columns}
+    return [role for role, names in REQUIRED_COLUMNS.items() if present.isdisjoint(names)]
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
