@@ -7,6 +7,8 @@ class TextserveError(Exception):
     """Base of every error the service turns into a structured HTTP answer."""
 
     code = "internal_error"
+    # The request field at fault, when one is (the error answer's `param`).
+    param: str | None = None
 
 
 class ModelNotFound(TextserveError):

@@ -28,6 +28,22 @@ class ChatMessage(BaseModel):
     content: str | list[TextPart] | None = None
     name: str | None = None
 
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts_only(cls, value: object) -> object:
+        # Checked before the union, which would otherwise answer an image part with
+        # "Input should be a valid string" at `messages.0.content.str`.
+        if isinstance(value, list):
+            for i, part in enumerate(value):
+                if not isinstance(part, dict):
+                    raise ValueError(f"only text content parts are supported; part {i} is not one")
+                if part.get("type") != "text":
+                    raise ValueError(
+                        f"only text content parts are supported; part {i} has type "
+                        f"{part.get('type')!r}"
+                    )
+        return value
+
     @property
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -42,11 +58,13 @@ class StreamOptions(BaseModel):
 
 
 class ChatExtension(BaseModel):
-    """Request extension: ``{"textserve": {"slots": {...}}}`` (``extra_body`` in the client)."""
+    """Request extension: ``{"textserve": {"slots": {...}, "timeout_ms": N}}`` (``extra_body``
+    in the client)."""
 
     model_config = ConfigDict(extra="forbid")
 
     slots: Slots | None = None
+    timeout_ms: int | None = Field(None, ge=1, description="Deadline for this request.")
 
     @field_validator("slots", mode="before")
     @classmethod

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 MAX_SLOTS = 64
@@ -21,23 +21,31 @@ class HistoryTurn(BaseModel):
     content: str
 
 
-SlotValue = str | int | float
+def check_slot(value: object) -> object:
+    """Before parsing one slot value: a string or number (a JSON ``true`` would otherwise
+    become the number 1) of bounded length, without braces. Checked per value so that the
+    error names the slot (``slots.order_number``)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("a slot value must be a string or a number")
+    text = str(value)
+    if len(text) > MAX_SLOT_CHARS:
+        raise ValueError(f"a slot value is at most {MAX_SLOT_CHARS} characters")
+    # A reply is never sent with braces (README): a value like "{{website_url}}" would put
+    # them in the text sent to the customer.
+    if "{" in text or "}" in text:
+        raise ValueError("a slot value cannot contain '{' or '}'")
+    return value
+
+
+SlotValue = Annotated[str | int | float, BeforeValidator(check_slot)]
 Slots = dict[str, SlotValue]
 
 
 def check_slots(value: object) -> object:
-    """Before parsing: at most ``MAX_SLOTS`` values, each a string or number of bounded
-    length (a JSON ``true`` would otherwise become the number 1)."""
-    if not isinstance(value, dict):
-        return value  # pydantic reports the type error
-    if len(value) > MAX_SLOTS:
+    """Before parsing: at most ``MAX_SLOTS`` values (each then checked by ``check_slot``)."""
+    if isinstance(value, dict) and len(value) > MAX_SLOTS:
         raise ValueError(f"at most {MAX_SLOTS} slots")
-    for key, slot in value.items():
-        if isinstance(slot, bool) or not isinstance(slot, str | int | float):
-            raise ValueError(f"slot {key!r} must be a string or a number")
-        if len(str(slot)) > MAX_SLOT_CHARS:
-            raise ValueError(f"slot {key!r} is longer than {MAX_SLOT_CHARS} characters")
-    return value
+    return value  # not a dict: pydantic reports the type error
 
 
 def slot_strings(value: Slots | None) -> dict[str, str]:

@@ -11,6 +11,7 @@ filled is not sent; the customer is asked for what is missing instead (``missing
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ from app.serving.conversations import ConversationStore, Turn, is_follow_up
 from app.serving.ranking import ranked
 from app.serving.refs import ModelRef
 from app.serving.templates import choose
+from app.serving.text import is_blank
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,7 @@ class Responder:
         self.policy = policy
         self._banks: OrderedDict[str, _Loaded] = OrderedDict()
         self._lock = threading.Lock()
+        self._reading: dict[str, asyncio.Future[_Loaded]] = {}
 
     async def reply(
         self,
@@ -212,10 +215,13 @@ class Responder:
     ) -> tuple[Template, str, list[str]]:
         """The template and the text to send: from the intent's templates, or from the
         handoff intent's when the model hands off for another reason than being asked."""
+        # A blank value fills nothing: the slot stays missing (and is asked for), and a
+        # caller's blank does not hide the deployment's own value.
         values = {
             slot_key(k): v
             for src in (self.policy.default_slots, slots or {})
             for k, v in src.items()
+            if not is_blank(v)
         }
         if reason is None or reason == "customer_asked_for_human":
             candidates = bank.rows(intent)
@@ -286,18 +292,32 @@ class Responder:
         return Sentiment(p.label, p.score, negative, f"{result.model}@{result.version}")
 
     async def _load(self, engine: InferenceEngine) -> _Loaded:
+        ref = engine.ref
         with self._lock:
-            loaded = self._banks.get(engine.ref)
+            loaded = self._banks.get(ref)
             if loaded is not None:
-                self._banks.move_to_end(engine.ref)
+                self._banks.move_to_end(ref)
                 return loaded
-        # Reading files off the event loop; a rare race only loads the same bank twice.
-        loaded = await asyncio.to_thread(_read_bank, engine)
+            # One read per version, whatever the number of requests waiting for it: a burst
+            # on a new version used to start a read per request, and numpy's header parser
+            # (ast) is not safe run from several threads at once on Python 3.11 (it failed
+            # with "AST constructor recursion depth mismatch" under such a burst).
+            reading = self._reading.get(ref)
+            if reading is None:
+                reading = asyncio.ensure_future(asyncio.to_thread(_read_bank, engine))
+                self._reading[ref] = reading
+                reading.add_done_callback(functools.partial(self._read_done, ref))
+        # Shielded: a request whose client leaves must not cancel the read others wait for.
+        return await asyncio.shield(reading)
+
+    def _read_done(self, ref: str, reading: asyncio.Future[_Loaded]) -> None:
         with self._lock:
-            self._banks[engine.ref] = loaded
+            self._reading.pop(ref, None)
+            if reading.cancelled() or reading.exception() is not None:
+                return  # not cached: the next request reads again
+            self._banks[ref] = reading.result()
             while len(self._banks) > _CACHED_BANKS:
                 self._banks.popitem(last=False)
-        return loaded
 
 
 def _read_bank(engine: InferenceEngine) -> _Loaded:

@@ -179,6 +179,42 @@ def test_bad_requests_are_422(reply_store: ModelStore, payload: dict[str, Any], 
     run(main)
 
 
+def test_content_and_slots_are_checked_as_on_reply(reply_store: ModelStore) -> None:
+    async def post(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
+        return await client.post("/v1/chat/completions", json={"model": "reply", **body})
+
+    async def main() -> None:
+        async with running(settings_for(reply_store)) as (client, _):
+            image = {"type": "image_url", "image_url": {"url": "http://x"}}
+            r = await post(client, messages=[{"role": "user", "content": [image]}])
+            assert r.status_code == 422, r.text
+            error = r.json()["error"]
+            assert error["param"] == "messages.0.content"
+            assert "only text content parts are supported" in error["message"]
+            # Text parts are read as the message they spell.
+            parts = [{"type": "text", "text": "track my order"}]
+            r = await post(client, messages=[{"role": "user", "content": parts}])
+            assert r.status_code == 200, r.text
+            assert r.json()["textserve"]["intent"] == "track_order"
+
+            for text in ("\u0000", "\u200b\u200b\ufeff"):
+                r = await post(client, messages=[user(text)])
+                assert r.status_code == 422, r.text
+                assert r.json()["error"]["message"] == "messages.0.content: text is empty"
+
+            slots = {"order_number": "{{website_url}}"}
+            r = await post(client, messages=[user("track my order")], textserve={"slots": slots})
+            assert r.status_code == 422, r.text
+            assert r.json()["error"]["param"] == "textserve.slots.order_number"
+            slots = {"order_number": " "}
+            r = await post(client, messages=[user("where is my order")], textserve={"slots": slots})
+            assert r.status_code == 200, r.text
+            assert r.json()["textserve"]["missing_slots"] == ["order_number"]
+            assert "{" not in r.json()["choices"][0]["message"]["content"]
+
+    run(main)
+
+
 def test_refusals_before_the_stream_are_http_statuses(reply_store: ModelStore) -> None:
     async def main() -> None:
         settings = settings_for(reply_store, max_queue_texts=1, max_batch_size=1, max_wait_ms=0)
@@ -227,5 +263,27 @@ def test_an_error_mid_stream_is_an_error_event_not_done(
             assert error["error"]["status"] == 500
             assert "injected failure" in error["error"]["message"]
             assert error["error"]["request_id"] == r.headers["x-request-id"]
+
+    run(main)
+
+
+def test_a_deadline_set_through_the_extension_is_kept(reply_store: ModelStore) -> None:
+    async def main() -> None:
+        settings = settings_for(reply_store, max_batch_size=1, max_wait_ms=0)
+        async with running(settings) as (client, app):
+            gate = gate_engine(app, "reply")
+            gate.gate.clear()  # the model holds the first run
+            body = {"model": "reply", "messages": [user("hello")]}
+            busy = asyncio.create_task(client.post("/v1/chat/completions", json=body))
+            await asyncio.sleep(0.1)
+            late = {**body, "textserve": {"timeout_ms": 100}}
+            r = await client.post("/v1/chat/completions", json=late)
+            assert r.status_code == 504, r.text
+            gate.gate.set()
+            assert (await busy).status_code == 200
+            too_long = {**body, "textserve": {"timeout_ms": settings.max_timeout_ms + 1}}
+            r = await client.post("/v1/chat/completions", json=too_long)
+            assert r.status_code == 422
+            assert r.json()["error"]["param"] == "textserve.timeout_ms"
 
     run(main)

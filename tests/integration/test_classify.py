@@ -84,6 +84,10 @@ def test_long_text_is_truncated_and_says_so(tiny_store: ModelStore) -> None:
         ({"task": "sentiment", "text": "   "}, "text"),
         ({"task": "sentiment", "texts": ["ok", ""]}, "texts.1"),
         ({"task": "sentiment", "texts": []}, "texts"),
+        ({"task": "sentiment", "text": "\u0000"}, "text"),
+        ({"task": "sentiment", "text": "\u200b\u200b\ufeff"}, "text"),
+        ({"task": "sentiment", "texts": ["ok", " \u200b "]}, "texts.1"),
+        ({"model": "", "text": "a"}, "model"),
         ({"task": "sentiment", "text": 42}, "text"),
         ({"task": "sentiment", "texts": "not a list"}, "texts"),
         ({"task": "weather", "text": "hi"}, "task"),
@@ -110,6 +114,23 @@ def test_bad_input_is_422_naming_the_field(
             error = r.json()["error"]
             assert error["param"] == param
             assert param in error["message"] or param == "body"
+
+    run(main)
+
+
+def test_blank_text_and_an_empty_model_name_are_reported_as_sent(tiny_store: ModelStore) -> None:
+    async def main() -> None:
+        async with running(settings_for(tiny_store)) as (client, _):
+            for text in ("  ", "\u0000", "\u200b\u200b\ufeff"):
+                r = await client.post("/classify", json={"task": "sentiment", "text": text})
+                assert r.status_code == 422, r.text
+                assert r.json()["error"]["message"] == "text: text is empty"
+            # Visible text after an invisible character is text.
+            r = await client.post("/classify", json={"task": "sentiment", "text": "\ufeffok"})
+            assert r.status_code == 200, r.text
+            r = await client.post("/classify", json={"model": "", "text": "a"})
+            assert r.status_code == 422, r.text
+            assert r.json()["error"]["message"].startswith("invalid model name '':")
 
     run(main)
 

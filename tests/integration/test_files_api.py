@@ -94,6 +94,12 @@ def test_each_upload_error_has_its_status(store: ModelStore, tmp_path: Path) -> 
             assert r.json()["error"]["param"] == "file"
 
             assert (await client.get("/v1/files/file-nope")).status_code == 404
+            r = await client.get("/v1/files", params={"after": "file-nope"})
+            assert r.status_code == 404
+            assert (r.json()["error"]["type"], r.json()["error"]["param"]) == (
+                "file_not_found",
+                "after",
+            )
             assert (await client.delete("/v1/files/file-nope")).status_code == 404
 
     run(main)

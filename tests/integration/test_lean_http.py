@@ -28,6 +28,8 @@ CASES: list[tuple[Any, dict[str, str]]] = [
     ({"text": "no task"}, AS_INFER),
     ({"task": "sentiment", "text": "a", "texts": ["b"]}, AS_INFER),
     ({"task": "sentiment", "text": "   "}, AS_INFER),
+    ({"task": "sentiment", "texts": ["ok", "\u200b\ufeff"]}, AS_INFER),
+    ({"model": "", "text": "hi"}, AS_INFER),
     ({"task": "sentiment", "texts": []}, AS_INFER),
     ({"task": "sentiment", "texts": ["x"] * 300}, AS_INFER),
     ({"task": "sentiment", "text": 12}, AS_INFER),

@@ -77,6 +77,24 @@ def test_slots_fill_templates_and_missing_ones_are_asked_for(reply_store: ModelS
     run(main)
 
 
+def test_a_blank_slot_is_missing_and_asked_for(reply_store: ModelStore) -> None:
+    async def main() -> None:
+        async with running(settings_for(reply_store)) as (client, _):
+            for blank in ("", "  ", "\u200b"):
+                body = await ask(client, message="where is my order", slots={"order_number": blank})
+                assert body["missing_slots"] == ["order_number"], blank
+                assert body["reply"] == (
+                    "To help you with that, could you please tell me your order number?"
+                )
+        # A blank value does not hide the deployment's own.
+        settings = settings_for(reply_store, reply_slots={"website_url": "shop.test"})
+        async with running(settings) as (client, _):
+            body = await ask(client, message="track my parcel", slots={"website_url": " "})
+            assert body["reply"] == "You can follow every order on shop.test."
+
+    run(main)
+
+
 def test_handoffs_by_reason_are_counted(reply_store: ModelStore) -> None:
     async def main() -> None:
         async with running(settings_for(reply_store)) as (client, _):
@@ -178,10 +196,15 @@ def test_conversation_memory_resolves_short_follow_ups(reply_store: ModelStore) 
             "history.0.content",
         ),
         ({"message": "hi", "history": [{"role": "robot", "content": "x"}]}, "history.0.role"),
-        ({"message": "hi", "slots": {"a": True}}, "slots"),
+        ({"message": "\u0000"}, "message"),
+        ({"message": "\u200b\u200b\ufeff"}, "message"),
+        ({"message": "hi", "slots": {"a": True}}, "slots.a"),
+        ({"message": "hi", "slots": {"order_number": "{{website_url}}"}}, "slots.order_number"),
+        ({"message": "hi", "slots": {"Order Number": "A}"}}, "slots.Order Number"),
         ({"message": "hi", "slots": {f"s{i}": "v" for i in range(65)}}, "slots"),
         ({"message": "hi", "timeout_ms": 10**9}, "timeout_ms"),
         ({"message": "hi", "model": "../x"}, "model"),
+        ({"message": "hi", "model": ""}, "model"),  # refused as sent, not read as the default
         ({"message": "hi", "colour": "red"}, "colour"),
     ],
 )
@@ -193,6 +216,28 @@ def test_bad_input_is_422_naming_the_field(
             r = await client.post("/reply", json=payload)
             assert r.status_code == 422, r.text
             assert r.json()["error"]["param"] == param
+
+    run(main)
+
+
+def test_invisible_text_is_empty_and_braces_in_slots_are_refused(
+    reply_store: ModelStore,
+) -> None:
+    async def main() -> None:
+        async with running(settings_for(reply_store)) as (client, _):
+            for text in ("   ", "\u0000", "\u200b\u200b\ufeff"):
+                r = await client.post("/reply", json={"message": text})
+                assert r.status_code == 422, r.text
+                assert r.json()["error"]["message"] == "message: text is empty"
+            r = await client.post(
+                "/reply", json={"message": "hi", "slots": {"order_number": "{{website_url}}"}}
+            )
+            assert r.status_code == 422, r.text
+            assert "{" in r.json()["error"]["message"]
+            assert r.json()["error"]["message"].startswith("slots.order_number: ")
+            # Visible text after an invisible character is text.
+            body = await ask(client, message="\u200bwhere is my order")
+            assert body["intent"] == "track_order"
 
     run(main)
 
@@ -230,5 +275,31 @@ def test_full_queue_is_429_and_a_passed_deadline_504(reply_store: ModelStore) ->
             assert (await queued).status_code == 504
             gate.gate.set()
             assert (await busy).status_code == 200
+
+    run(main)
+
+
+def test_a_burst_on_a_new_version_reads_its_bank_once(
+    reply_store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.serving import responder
+
+    reads: list[str] = []
+    read_bank = responder._read_bank
+
+    def counted(engine: Any) -> Any:
+        reads.append(engine.ref)
+        return read_bank(engine)
+
+    monkeypatch.setattr(responder, "_read_bank", counted)
+
+    async def main() -> None:
+        async with running(settings_for(reply_store)) as (client, _):
+            burst = [
+                client.post("/reply", json={"message": f"where is order {i}"}) for i in range(24)
+            ]
+            answers = await asyncio.gather(*burst)
+            assert [r.status_code for r in answers] == [200] * 24
+            assert reads == ["reply@1"]
 
     run(main)

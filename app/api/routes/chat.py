@@ -91,12 +91,15 @@ async def chat_completions(
     """OpenAI-compatible chat completion: the reply model's vetted answer to the last message."""
     settings = services.settings
     message, history = split_messages(settings, body.messages)
+    ext = body.textserve
     work = services.responder.reply(
         message,
         model=ModelRef.parse(body.model),
         history=history,
-        slots=slot_strings(body.textserve.slots if body.textserve else None),
-        timeout_s=timeout_seconds(settings, None),
+        slots=slot_strings(ext.slots if ext else None),
+        timeout_s=timeout_seconds(
+            settings, ext.timeout_ms if ext else None, "textserve.timeout_ms"
+        ),
     )
     result = await unless_client_leaves(work, request.receive)
     base = {

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.service import Services
 from app.serving.classifier import Timings
 from app.serving.refs import ModelRef
+from app.serving.text import is_blank
 
 router = APIRouter(tags=["inference"])
 
@@ -34,7 +35,7 @@ def check_texts(settings: Settings, texts: list[str], field: str) -> None:
         )
     for i, text in enumerate(texts):
         where = field if field == "text" else f"{field}.{i}"
-        if not text.strip():
+        if is_blank(text):
             raise InvalidInput(where, "text is empty")
         if len(text) > settings.max_text_chars:
             raise InvalidInput(
@@ -42,11 +43,11 @@ def check_texts(settings: Settings, texts: list[str], field: str) -> None:
             )
 
 
-def timeout_seconds(settings: Settings, timeout_ms: int | None) -> float:
+def timeout_seconds(settings: Settings, timeout_ms: int | None, param: str = "timeout_ms") -> float:
     if timeout_ms is None:
         return settings.default_timeout_ms / 1000.0
     if timeout_ms > settings.max_timeout_ms:
-        raise InvalidInput("timeout_ms", f"must be at most {settings.max_timeout_ms}")
+        raise InvalidInput(param, f"must be at most {settings.max_timeout_ms}")
     return timeout_ms / 1000.0
 
 
@@ -71,7 +72,8 @@ async def answer(
     single = body.text is not None
     texts = [body.text] if body.text is not None else (body.texts or [])
     check_texts(settings, texts, "text" if single else "texts")
-    ref = ModelRef.parse(body.model) if body.model else ModelRef(str(body.task))
+    # `is not None`: an empty name is refused as sent, not read as "no model given".
+    ref = ModelRef.parse(body.model) if body.model is not None else ModelRef(str(body.task))
     result = await services.classifier.classify(
         ref,
         texts,

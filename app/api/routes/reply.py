@@ -16,13 +16,14 @@ from app.config import Settings
 from app.serving.conversations import Turn
 from app.serving.refs import ModelRef
 from app.serving.responder import Reply
+from app.serving.text import is_blank
 
 router = APIRouter(tags=["inference"])
 
 
 def check_message(settings: Settings, text: str, field: str) -> None:
     """The customer's message: not blank, not longer than ``max_text_chars``."""
-    if not text.strip():
+    if is_blank(text):
         raise InvalidInput(field, "text is empty")
     if len(text) > settings.max_text_chars:
         raise InvalidInput(
@@ -65,7 +66,8 @@ async def reply(body: ReplyRequest, services: ServicesDep, request: Request) -> 
     history = None if body.history is None else check_history(settings, body.history, "history")
     work = services.responder.reply(
         body.message,
-        model=ModelRef.parse(body.model) if body.model else None,
+        # `is not None`: an empty name is refused as sent, as on /classify.
+        model=ModelRef.parse(body.model) if body.model is not None else None,
         history=history,
         conversation_id=body.conversation_id,
         slots=slot_strings(body.slots),
