@@ -26,7 +26,6 @@ from app.api.middleware import (
     Scope,
     Send,
     error_body,
-    header,
 )
 from app.metrics import Metrics
 
@@ -78,48 +77,27 @@ class AdmissionMiddleware:
             finally:
                 self.inflight -= 1
             return
-        admitted = False
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.body_timeout_s
-        streamed = scope["path"].startswith(self.streamed) if self.streamed else False
-
-        async def intake() -> Message:
-            # Raised errors surface in the app's own read of the body, where FastAPI lets an
-            # HTTPException through and the app's handlers answer it (app/api/errors.py).
-            nonlocal admitted, deadline
-            if admitted:  # the body is in: later reads only wait for a disconnect
-                return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                self.metrics.rejections.labels("-", "body_timeout").inc()
-                raise BodyRejected(
-                    408,
-                    "request_timeout",
-                    f"body: not received within {self.body_timeout_s:g} s",
-                    headers={"Connection": "close"},
-                ) from None
-            if message["type"] == "http.disconnect":
-                raise BodyRejected(
-                    CLIENT_GONE_STATUS, "client_gone", "body: the client left before sending it"
-                )
-            if message.get("more_body", False):
-                if streamed:
-                    deadline = loop.time() + self.body_timeout_s
-                return message
-            if self._full():
-                self.metrics.rejections.labels("-", "overloaded").inc()
-                raise BodyRejected(503, "overloaded", self._message, param=None)
-            self.inflight += 1
-            admitted = True
-            return message
-
+        intake = _Intake(self, receive, scope["path"].startswith(self.streamed))
         try:
             await self.app(scope, intake, send)
         finally:
-            if admitted:
-                self.inflight -= 1
+            intake.close()
+
+    def admit(self) -> None:
+        """Take a place in flight for a request whose body is in, or raise 503."""
+        if self._full():
+            self.metrics.rejections.labels("-", "overloaded").inc()
+            raise BodyRejected(503, "overloaded", self._message, param=None)
+        self.inflight += 1
+
+    def timed_out(self) -> BodyRejected:
+        self.metrics.rejections.labels("-", "body_timeout").inc()
+        return BodyRejected(
+            408,
+            "request_timeout",
+            f"body: not received within {self.body_timeout_s:g} s",
+            headers={"Connection": "close"},
+        )
 
     @property
     def _message(self) -> str:
@@ -136,9 +114,86 @@ class AdmissionMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+class _Intake:
+    """The app's ``receive`` for one request with a body: admits the request once the body
+    is in, and refuses a body late past its deadline.
+
+    One timer per request rather than a timeout around each read (``asyncio.timeout``): this
+    runs for every request, and the timer costs a fraction of the context manager. When it
+    fires during a read, it cancels the task (blocked in that read, nowhere else); between two
+    reads, it only marks the body late, and the next read refuses it.
+    """
+
+    __slots__ = ("admitted", "gate", "late", "receive", "streamed", "task", "timer", "waiting")
+
+    def __init__(self, gate: AdmissionMiddleware, receive: Receive, streamed: bool) -> None:
+        self.gate = gate
+        self.receive = receive
+        self.streamed = streamed
+        self.task = asyncio.current_task()
+        self.timer: asyncio.TimerHandle | None = self._start_timer()
+        self.waiting = self.late = self.admitted = False
+
+    def _start_timer(self) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(self.gate.body_timeout_s, self._expire)
+
+    def _expire(self) -> None:
+        self.timer = None
+        self.late = True
+        if self.waiting and self.task is not None:
+            self.task.cancel()
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    async def __call__(self) -> Message:
+        # Raised errors surface in the app's own read of the body, where FastAPI lets an
+        # HTTPException through and the app's handlers answer it (app/api/errors.py).
+        if self.admitted:  # the body is in: later reads only wait for a disconnect
+            return await self.receive()
+        if not self.late:
+            self.waiting = True
+            try:
+                message = await self.receive()
+            except asyncio.CancelledError:
+                # Ours only if the deadline passed and nobody else cancelled the task too.
+                if not self.late or self.task is None or self.task.uncancel() > 0:
+                    raise
+            else:
+                return self._took(message)
+            finally:
+                self.waiting = False
+        raise self.gate.timed_out()
+
+    def _took(self, message: Message) -> Message:
+        if message["type"] == "http.disconnect":
+            self._stop_timer()
+            raise BodyRejected(
+                CLIENT_GONE_STATUS, "client_gone", "body: the client left before sending it"
+            )
+        if message.get("more_body", False):
+            if self.streamed:  # an upload: the deadline is between two chunks
+                self._stop_timer()
+                self.timer = self._start_timer()
+            return message
+        self._stop_timer()
+        self.gate.admit()
+        self.admitted = True
+        return message
+
+    def close(self) -> None:
+        self._stop_timer()
+        if self.admitted:
+            self.gate.inflight -= 1
+
+
 def _has_body(scope: Scope) -> bool:
     """Whether the request declares a body: a non-zero Content-Length, or a chunked one."""
-    length = header(scope, b"content-length")
-    if length is not None:
-        return length.strip() not in ("", "0")
-    return header(scope, b"transfer-encoding") is not None
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            return bytes(value).strip() not in (b"", b"0")
+        if key == b"transfer-encoding":
+            return True
+    return False
