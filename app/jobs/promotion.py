@@ -29,6 +29,15 @@ def decide(rule: Promote, active: int | None, comparison: dict[str, Any] | None)
         return Decision(True, "no version was active")
     if not comparison:
         return Decision(False, f"version {active} is active and could not be compared")
+    differ = comparison.get("labels_differ")
+    if differ:
+        # Scored on the new rows, the old version would get 0 for labels it never knew, and
+        # a chance-level model would replace it, changing what every client gets back.
+        return Decision(
+            False,
+            f"its labels {differ['candidate']} are not those of version {active} "
+            f"{differ['active']}: promote it explicitly if clients expect the new ones",
+        )
     metric = str(comparison.get("metric", "accuracy"))
     theirs = comparison.get("active", {})
     if theirs.get("error"):

@@ -135,7 +135,15 @@ def train_classification(ctx: TrainContext) -> dict[str, Any]:
         "validation_rows": len(validation),
     }
     active = ctx.store.active_version(spec.model)
-    if spec.compare_with_active and active is not None and validation:
+    serving = None if active is None else ctx.store.read_manifest(spec.model, active).labels
+    if spec.compare_with_active and active is not None and serving != labels:
+        # Another label set is another contract for every client: no score decides that.
+        result["comparison"] = {
+            "metric": "accuracy",
+            "labels_differ": {"active": serving, "candidate": labels},
+        }
+        ctx.emit(WorkerEvent(type="comparison", data=result["comparison"]))
+    elif spec.compare_with_active and active is not None and validation:
         ctx.stage("comparing with the active version")
         try:
             baseline = score_version(ctx.store, spec.model, active, validation, labels)

@@ -124,6 +124,22 @@ def test_a_fine_tune_publishes_a_servable_version_and_a_second_is_compared(
             assert 'textserve_finetune_jobs_total{state="succeeded"} 2.0' in text
             assert 'textserve_finetune_job_duration_seconds_count{state="succeeded"} 2.0' in text
 
+            # Other labels are another contract for every client: published, never promoted
+            # by a score (the active version would score 0 on labels it never knew).
+            renamed = sentiment_csv(20).replace(b"positive", b"good").replace(b"negative", b"bad")
+            rid = (await upload(client, renamed, "renamed.csv")).json()["id"]
+            r = await client.post(
+                "/v1/fine-tunes",
+                json={"model": "reviews", "training_file": rid, "hyperparameters": FAST_HP},
+            )
+            third = await wait_for(client, r.json()["id"], finished)
+            assert third["status"] == "succeeded", third
+            assert third["result"]["comparison"]["labels_differ"]["candidate"] == ["bad", "good"]
+            promotion = third["result"]["promotion"]
+            assert promotion["promoted"] is False
+            assert "promote it explicitly" in promotion["reason"]
+            assert store.active_version("reviews") == (2 if better else 1)
+
     run(main)
 
 

@@ -39,3 +39,11 @@ def test_if_better_without_a_comparison_keeps_the_active_version() -> None:
 def test_an_active_version_that_cannot_be_scored_is_replaced() -> None:
     broken = {"metric": "accuracy", "candidate": {"accuracy": 0.5}, "active": {"error": "corrupt"}}
     assert decide("if_better", 1, broken).promote
+
+
+def test_if_better_never_promotes_another_label_set() -> None:
+    differ = {"metric": "accuracy", "labels_differ": {"active": ["neg", "pos"], "candidate": ["0"]}}
+    decision = decide("if_better", 1, differ)
+    assert not decision.promote
+    assert "promote it explicitly" in decision.reason
+    assert decide("always", 1, differ).promote  # asked for in so many words
