@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from app.config import Settings
+from app.config import Settings, settings_problems
 from app.errors import TextserveError
 
 cli = typer.Typer(
@@ -25,6 +25,19 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _load_settings(**overrides: Any) -> Settings:
+    """The settings, or exit 2 with one line per bad one, naming its variable."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    try:
+        return Settings(**overrides)
+    except (ValidationError, SettingsError) as exc:
+        for line in settings_problems(exc):
+            typer.echo(f"textserve: invalid setting: {line}", err=True)
+        raise typer.Exit(2) from None
 
 
 @cli.command()
@@ -40,6 +53,7 @@ def serve(
 ) -> None:
     """Serve every model with an active version over HTTP."""
     import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
 
     from app.api.connection import http_protocol
     from app.main import create_app
@@ -49,14 +63,22 @@ def serve(
         for key, value in (("host", host), ("port", port), ("workers", workers))
         if value is not None
     }
-    settings = Settings(**overrides)
+    settings = _load_settings(**overrides)
     workers = settings.workers
     grace = math.ceil(settings.drain_timeout_s)
     # Uvicorn drains, then re-raises SIGTERM with the handler it found: a drained stop exits 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     if workers == 1:
+        try:
+            app = create_app(settings)
+        except (OSError, TextserveError, SQLAlchemyError) as exc:
+            # A data folder that cannot be made, a jobs database that cannot be reached, keys
+            # required and missing: one line that says which, not a traceback.
+            where = "TEXTSERVE_JOBS_DB_URL: " if isinstance(exc, SQLAlchemyError) else ""
+            typer.echo(f"textserve: cannot start: {where}{exc}", err=True)
+            raise typer.Exit(1) from None
         uvicorn.run(
-            create_app(settings),
+            app,
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
@@ -99,7 +121,7 @@ def bootstrap(
     from app.training.bootstrap import run_bootstrap
     from app.training.progress import RichProgress
 
-    settings = Settings()
+    settings = _load_settings()
     console = Console(stderr=True)
     # The progress display says what happens; the logs only need to say what went wrong.
     logging.basicConfig(
@@ -131,13 +153,13 @@ def finetune(
     data: Annotated[Path, typer.Option(help="Training data: CSV, TSV or JSON lines.")],
     model: Annotated[str, typer.Option(help="Model name to publish under.")],
     text_column: Annotated[
-        str | None, typer.Option(help="Text column, by name or 1-based position [inferred].")
+        str | None, typer.Option(help="Text column: name or 1-based position (inferred if unset).")
     ] = None,
     label_column: Annotated[
-        str | None, typer.Option(help="Label column, by name or 1-based position [inferred].")
+        str | None, typer.Option(help="Label column: name or 1-based position (inferred if unset).")
     ] = None,
     validation: Annotated[
-        Path | None, typer.Option(help="Validation data [default: 10 % held out, stratified].")
+        Path | None, typer.Option(help="Validation data (default: 10 % held out, stratified).")
     ] = None,
     base_model: Annotated[
         str, typer.Option(help="'packaged', a local folder or a hub id.")
@@ -161,7 +183,7 @@ def finetune(
     console = Console(stderr=True)
     if promote not in ("never", "if_better", "always"):
         raise typer.BadParameter("use never, if_better or always", param_hint="--promote")
-    settings = Settings()
+    settings = _load_settings()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         hp = Hyperparameters(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -110,7 +111,9 @@ class Settings(BaseSettings):
     )
     drain_timeout_s: float = Field(30.0, ge=0, description="Grace period to finish queued work.")
     warmup: bool = Field(True, description="Run a warm-up batch before /readyz turns 200.")
-    log_level: str = Field("info", description="Log level.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Log level."
+    )
     log_format: Literal["json", "text"] = Field(
         "json", description="Log lines as JSON objects (one per request in the access log) or text."
     )
@@ -196,6 +199,20 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Bucket size, in seconds of the rate: the burst a key may send."
     )
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _deadlines(self) -> Settings:
+        if self.default_timeout_ms > self.max_timeout_ms:
+            raise ValueError(
+                f"TEXTSERVE_DEFAULT_TIMEOUT_MS ({self.default_timeout_ms}) is above "
+                f"TEXTSERVE_MAX_TIMEOUT_MS ({self.max_timeout_ms})"
+            )
+        return self
+
     @field_validator("providers", "models", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
@@ -205,3 +222,29 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())
         return value
+
+
+def settings_problems(exc: Exception) -> list[str]:
+    """One line per problem of settings that failed to load, each naming its variable.
+
+    For a person reading a failed start, and for a log pipeline: pydantic's own report is a
+    multi-line box naming fields, not the variables that set them.
+    """
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    if isinstance(exc, ValidationError):
+        lines = []
+        for error in exc.errors(include_url=False):
+            loc = error.get("loc") or ()
+            if not loc:  # a rule across fields: its message names the variables
+                lines.append(str(error.get("msg", "")).removeprefix("Value error, "))
+                continue
+            name = f"TEXTSERVE_{str(loc[0]).upper()}"
+            lines.append(f"{name}={error.get('input')!r}: {error.get('msg')}")
+        return lines
+    if isinstance(exc, SettingsError):  # a value that is not the JSON its field needs
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = f"TEXTSERVE_{found.group(1).upper()}" if found else "a setting"
+        return [f"{name}: not valid JSON ({exc.__cause__ or exc})"]
+    return [str(exc)]

@@ -91,6 +91,9 @@ def install_error_handlers(app: FastAPI) -> None:
         param = "model" if isinstance(exc, errors.ModelNotFound | errors.InvalidModelName) else None
         # Errors may name the offending field and carry details (a data set's line number).
         param = getattr(exc, "param", None) or param
+        if param is None and isinstance(exc, errors.FileNotFound | errors.JobNotFound):
+            # An id from the path (/v1/files/{file_id}): that is the field at fault.
+            param = next((k for k in ("file_id", "job_id") if k in request.path_params), None)
         detail = getattr(exc, "detail", None)
         # Errors may carry headers: WWW-Authenticate on 401, X-RateLimit-* and Retry-After on 429.
         headers = getattr(exc, "headers", None)

@@ -215,6 +215,7 @@ class JobService:
                 "failed",
                 finished_at=time.time(),
                 error={"code": "worker_lost", "message": f"job lost: {reason}"},
+                progress={**job.progress, "stage": "failed"},  # as every ended job reads
             ):
                 self.reports.event(
                     job.id, "state", f"job failed: {reason}", level="error", state="failed"

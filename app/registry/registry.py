@@ -70,6 +70,13 @@ class ModelRegistry:
     def served_names(self) -> list[str]:
         return list(self._names) if self._names else self.store.names()
 
+    def _empty_reason(self) -> str:
+        # A mistyped path and an empty store need different fixes: say which it is.
+        root = self.store.root
+        if not root.is_dir():
+            return f"the model store {root} does not exist (TEXTSERVE_MODEL_STORE)"
+        return f"the model store {root} has no models"
+
     def load_all(self) -> RegistryState:
         """Load and warm the active version of every served model; report what failed."""
         failures: list[LoadFailure] = []
@@ -87,7 +94,7 @@ class ModelRegistry:
                 self._failed[name] = (version, str(exc))
         with self._lock:
             if not names:
-                self.state = RegistryState(False, "the model store has no models", failures)
+                self.state = RegistryState(False, self._empty_reason(), failures)
             elif failures:
                 reason = "; ".join(f"{f.name}: {f.reason}" for f in failures)
                 self.state = RegistryState(False, reason, failures)
@@ -214,7 +221,7 @@ class ModelRegistry:
                 reason = failed[1] if failed else "no active version"
                 failures.append(LoadFailure(name, failed[0] if failed else None, reason))
             if not served:
-                self.state = RegistryState(False, "the model store has no models", failures)
+                self.state = RegistryState(False, self._empty_reason(), failures)
             elif failures:
                 reason = "; ".join(f"{f.name}: {f.reason}" for f in failures)
                 self.state = RegistryState(False, reason, failures)

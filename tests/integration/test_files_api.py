@@ -93,7 +93,9 @@ def test_each_upload_error_has_its_status(store: ModelStore, tmp_path: Path) -> 
             assert r.status_code == 422
             assert r.json()["error"]["param"] == "file"
 
-            assert (await client.get("/v1/files/file-nope")).status_code == 404
+            r = await client.get("/v1/files/file-nope")
+            assert r.status_code == 404
+            assert r.json()["error"]["param"] == "file_id"
             r = await client.get("/v1/files", params={"after": "file-nope"})
             assert r.status_code == 404
             assert (r.json()["error"]["type"], r.json()["error"]["param"]) == (

@@ -144,6 +144,7 @@ def test_a_crashed_server_leaves_a_consistent_failed_job(
             assert after["status"] == "failed"
             assert after["error"]["code"] == "worker_lost"
             assert "restarted" in after["error"]["message"]
+            assert after["progress"]["stage"] == "failed"  # not the stage it was lost in
             events = (await client.get(f"/v1/fine-tunes/{job_id}/events")).json()["data"]
             assert events[-1]["level"] == "error"
             # The file survived the crash and the service takes new jobs.

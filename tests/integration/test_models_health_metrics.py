@@ -38,6 +38,8 @@ def test_models_list_is_openai_shaped_with_textserve_fields(tiny_store: ModelSto
 
 
 def test_readyz_is_503_with_reason_until_models_load(store: ModelStore) -> None:
+    store.root.mkdir(parents=True, exist_ok=True)  # there, and empty
+
     async def main() -> None:
         async with running(settings_for(store)) as (client, _):
             assert (await client.get("/healthz")).json() == {"status": "ok"}
@@ -47,6 +49,22 @@ def test_readyz_is_503_with_reason_until_models_load(store: ModelStore) -> None:
             assert r.headers["retry-after"] == "1"
             r = await client.post("/classify", json={"task": "sentiment", "text": "hi"})
             assert r.status_code == 404
+
+    run(main)
+
+
+def test_readyz_tells_a_missing_store_from_an_empty_one(store: ModelStore) -> None:
+    async def main() -> None:
+        settings = settings_for(store, model_store=store.root / "mistyped")
+        async with running(settings) as (client, _):
+            r = await client.get("/readyz")
+            assert r.status_code == 503
+            assert r.json()["reason"] == (
+                f"the model store {store.root / 'mistyped'} does not exist (TEXTSERVE_MODEL_STORE)"
+            )
+            # Probes answer HEAD as load balancers send it, with the same status.
+            assert (await client.head("/readyz")).status_code == 503
+            assert (await client.head("/healthz")).status_code == 200
 
     run(main)
 
