@@ -139,17 +139,23 @@ class Responder:
         model: ModelRef | None = None,
         history: Sequence[Turn] | None = None,
         conversation_id: str | None = None,
+        owner: str | None = None,
         slots: Mapping[str, str] | None = None,
         timeout_s: float,
     ) -> Reply:
         """The reply to ``message``. ``history`` (oldest first, without ``message``) wins
-        over the server-kept turns of ``conversation_id``; only the latter are updated."""
+        over the server-kept turns of ``conversation_id``; only the latter are updated.
+
+        ``owner`` (the caller's API key name) scopes the conversation: the same id sent with
+        another key is another conversation, so no client reads or extends another's.
+        """
         started = time.perf_counter()
+        kept = _kept_id(owner, conversation_id)
         policy = self.policy
         engine = self._engine(model or ModelRef(policy.default_model))
         loaded = await self._load(engine)
         bank = loaded.bank
-        turns = history if history is not None else self._stored(conversation_id)
+        turns = history if history is not None else self._stored(kept)
         previous = next((t.content for t in reversed(turns) if t.role == "user"), None)
         texts = [message] if previous is None else [message, f"{previous} {message}"]
 
@@ -174,10 +180,8 @@ class Responder:
         self._predictions.labels(engine.name, version, intent).inc()
         if reason is not None:
             self._handoffs.labels(engine.name, version, reason).inc()
-        if conversation_id is not None and history is None:
-            self.conversations.append(
-                conversation_id, Turn("user", message), Turn("assistant", text)
-            )
+        if kept is not None and history is None:
+            self.conversations.append(kept, Turn("user", message), Turn("assistant", text))
         return Reply(
             reply=text,
             template=template.text,
@@ -318,6 +322,14 @@ class Responder:
             self._banks[ref] = reading.result()
             while len(self._banks) > _CACHED_BANKS:
                 self._banks.popitem(last=False)
+
+
+def _kept_id(owner: str | None, conversation_id: str | None) -> str | None:
+    """The store's key for a conversation: the id within its owner's namespace. The unit
+    separator cannot occur in a conversation id (CONVERSATION_ID_PATTERN) or a key name."""
+    if conversation_id is None or owner is None:
+        return conversation_id
+    return f"{owner}\x1f{conversation_id}"
 
 
 def _read_bank(engine: InferenceEngine) -> _Loaded:

@@ -303,3 +303,30 @@ def test_a_burst_on_a_new_version_reads_its_bank_once(
             assert reads == ["reply@1"]
 
     run(main)
+
+
+def test_a_conversation_belongs_to_the_key_that_keeps_it(reply_store: ModelStore) -> None:
+    one, two = "key-one-0123456789", "key-two-0123456789"
+    settings = settings_for(reply_store, api_keys=f"one:infer:{one};two:infer:{two}")
+    follow_up = "and how long will that take?"
+
+    async def main() -> None:
+        async with running(settings) as (client, _):
+
+            async def say(key: str, message: str) -> dict[str, Any]:
+                body = {"message": message, "conversation_id": "shared-id"}
+                r = await client.post("/reply", json=body, headers={"X-API-Key": key})
+                assert r.status_code == 200, r.text
+                answer: dict[str, Any] = r.json()
+                return answer
+
+            await say(one, "I want to return and send back my shoes")
+            # The same id from another key is another conversation: nothing of key one's.
+            other = await say(two, follow_up)
+            assert (other["intent"], other["context_used"]) == ("delivery_time", False)
+            assert other["conversation_id"] == "shared-id"
+            # And key one's conversation goes on as if key two had never written to it.
+            mine = await say(one, follow_up)
+            assert (mine["intent"], mine["context_used"]) == ("return_item", True)
+
+    run(main)

@@ -70,6 +70,8 @@ async def reply(body: ReplyRequest, services: ServicesDep, request: Request) -> 
         model=ModelRef.parse(body.model) if body.model is not None else None,
         history=history,
         conversation_id=body.conversation_id,
+        # Set by the key check when keys are configured; open services share one namespace.
+        owner=getattr(request.state, "api_key", None),
         slots=slot_strings(body.slots),
         timeout_s=timeout_seconds(settings, body.timeout_ms),
     )
