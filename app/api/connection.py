@@ -7,8 +7,10 @@ buffers for as long as it likes; a few thousand of them exhaust the process's fi
 descriptors (slowloris). Middleware cannot help, since the app only sees a request once its
 headers are complete. So the protocol itself gets the deadline: ``header_timeout_s`` from a
 connection's opening, or from the first byte of each later request on it, to the end of
-that request's headers; then it answers 408 and closes. The body has its own deadline in the
-app (app/api/admission.py), where a 408 can name what was late.
+that request's headers; then it answers 408 and closes. Headers over ``MAX_HEADER_BYTES``
+are answered 431 and the connection closed, since httptools keeps them all in memory. The
+body has its own deadline in the app (app/api/admission.py), where a 408 can name what was
+late.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ from app.config import Settings
 
 log = logging.getLogger(__name__)
 
+# Request line and headers together: nginx's default buffers hold 32 KiB, browsers send a few.
+MAX_HEADER_BYTES = 64 * 1024
+_TOO_LARGE_ANSWER = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 32\r\n"
+    b"connection: close\r\n\r\n"
+    b"request headers over 64 KiB sent"
+)
 _TIMEOUT_ANSWER = (
     b"HTTP/1.1 408 Request Timeout\r\n"
     b"content-type: text/plain; charset=utf-8\r\n"
@@ -42,10 +53,24 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.header_timeout_s = header_timeout_s
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()  # a connection that never sends a byte is held to the deadline too
+
+    def data_received(self, data: bytes) -> None:
+        pending = self._header_deadline
+        super().data_received(data)
+        # The same deadline still armed: all these bytes went to headers not yet complete.
+        # httptools keeps every header uvicorn is handed, without a cap: bound them, as the
+        # deadline bounds time.
+        if pending is not None and self._header_deadline is pending:
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+                self._disarm()
+                self.transport.write(_TOO_LARGE_ANSWER)
+                self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -61,6 +86,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _arm(self) -> None:
+        self._header_bytes = 0
         self._header_deadline = self.loop.call_later(self.header_timeout_s, self._expired)
 
     def _disarm(self) -> None:

@@ -146,3 +146,17 @@ def test_refusals_before_routing_are_labelled_by_their_route(served: ModelStore)
         metrics = httpx.get(f"{url}/metrics").text
     refused = 'textserve_http_requests_total{method="POST",route="/classify",status="413"}'
     assert _metric(metrics, refused) == 1
+
+
+def test_oversized_headers_are_431_and_ordinary_ones_pass(served: ModelStore) -> None:
+    with serve_in_thread(settings_for(served)) as (url, _):
+        filler = b"X-Filler: " + b"a" * 8000 + b"\r\n"
+        huge = b"GET /healthz HTTP/1.1\r\nHost: test\r\n" + filler * 10  # 80 KB, unfinished
+        with _sockets(url, [huge]) as (sock,):
+            assert _read_all(sock).startswith(b"HTTP/1.1 431 ")
+        # Big but under the limit, sent in pieces: served as ever.
+        big = {f"x-filler-{i}": "a" * 4000 for i in range(12)}  # 48 KB
+        assert httpx.get(f"{url}/healthz", headers=big).status_code == 200
+        # A large body is not headers: a request of 1.5 MB still gets through.
+        body = {"task": "sentiment", "texts": ["fine " * 1000] * 250}
+        assert httpx.post(f"{url}/classify", json=body, timeout=60).status_code == 200
