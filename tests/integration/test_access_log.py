@@ -18,6 +18,7 @@ from app.logs import (
 )
 from app.registry.store import ModelStore
 from tests.integration.conftest import run, running, settings_for
+from tests.support.tiny_model import publish_tiny_classifier
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -171,3 +172,30 @@ def test_line_times_are_utc_to_the_millisecond_across_seconds() -> None:
         "2025-11-30T01:40:01.250Z",
         "2025-11-30T01:40:00.000Z",  # an earlier second again: not the cached one
     ]
+
+
+def test_requests_and_model_moves_name_the_key_that_made_them(
+    tiny_store: ModelStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    publish_tiny_classifier(tiny_store, "sentiment", seed=3, activate=False)  # version 2
+    infer, admin = "infer-key-0123456789", "admin-key-0123456789"
+    settings = settings_for(tiny_store, api_keys=f"app:infer:{infer};ops:admin:{admin}")
+
+    async def main() -> None:
+        async with running(settings) as (client, _):
+            caplog.clear()
+            body = {"task": "sentiment", "text": "great"}
+            r = await client.post("/classify", json=body, headers={"X-API-Key": infer})
+            assert r.status_code == 200
+            r = await client.post(
+                "/v1/models/sentiment/promote", json={"version": 2}, headers={"X-API-Key": admin}
+            )
+            assert r.status_code == 200, r.text
+            assert (await client.post("/classify", json=body)).status_code == 401
+
+    run(main)
+    classify, promote, refused = access_lines(caplog)
+    assert (classify["key"], promote["key"]) == ("app", "ops")
+    assert "key" not in refused  # no valid key, no name
+    audit = [r for r in caplog.records if r.name == "app.api.routes.model_admin"]
+    assert [r.getMessage() for r in audit] == ["promote: sentiment@2 active (was 1), by key ops"]
