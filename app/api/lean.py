@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from app.api.auth import ScopeCheck
 from app.api.disconnect import unless_client_leaves
-from app.api.middleware import ASGIApp, Receive, Scope, Send
+from app.api.middleware import ASGIApp, Receive, Scope, Send, header, is_json_type
 from app.service import Services
 
 # The answer to a valid request: (JSON payload, headers).
@@ -69,8 +69,14 @@ class LeanEndpoint:
         self.route = Route(path, self._unused, methods=["POST"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != self.path:
-            # Other methods on the path too: the router answers them (405), as before.
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or _route_path(scope) != self.path
+            or not is_json_type(header(scope, b"content-type"))
+        ):
+            # Other methods on the path too: the router answers them (405), as before; and
+            # bodies not declared JSON, which FastAPI refuses (422) as on every other route.
             await self.app(scope, receive, send)
             return
         scope["route"] = self.route

@@ -127,3 +127,17 @@ def test_lean_path_is_labelled_as_the_route_in_metrics(tiny_store: ModelStore) -
             assert counted and counted[0].endswith(" 1.0")
 
     run(main)
+
+
+def test_a_body_not_declared_json_is_refused_as_on_every_route(tiny_store: ModelStore) -> None:
+    async def main() -> None:
+        async with running(settings_for(tiny_store, lean_http=True)) as (client, _):
+            raw = b'{"task": "sentiment", "text": "good"}'
+            r = await client.post("/classify", content=raw, headers={"content-type": "text/plain"})
+            assert r.status_code == 422, r.text
+            declared = {"content-type": "application/json; charset=utf-8"}
+            assert (
+                await client.post("/classify", content=raw, headers=declared)
+            ).status_code == 200
+
+    run(main)
