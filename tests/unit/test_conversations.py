@@ -126,3 +126,13 @@ def test_concurrent_writers_keep_the_accounting_exact() -> None:
     assert store.bytes <= limits.max_bytes
     assert store.size <= limits.max_conversations
     assert all(len(turns) <= limits.max_turns for turns in held.values())
+
+
+def test_an_idle_store_drops_expired_conversations_when_its_size_is_read() -> None:
+    clock = Clock()
+    store = ConversationStore(ConversationLimits(ttl_s=60), clock=clock)
+    store.append("a", user("hello"))
+    store.append("b", user("there"))
+    assert (store.size, store.bytes) == (2, cost("hello") + cost("there"))
+    clock.now += 61  # no request since: a metrics scrape alone must see them gone
+    assert (store.size, store.bytes) == (0, 0)
