@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         "json", description="Log lines as JSON objects (one per request in the access log) or text."
     )
+    docs: bool = Field(
+        True,
+        description="Serve the API's description at /docs, /redoc and /openapi.json (open to "
+        "anyone who can reach the port, keys or not).",
+    )
     opentelemetry: bool = Field(
         False,
         description="FastAPI's own OpenTelemetry spans, metrics and logs, sent to the providers "

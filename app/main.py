@@ -59,6 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Text classification and customer-service replies on ONNX Runtime.",
         lifespan=lifespan,
         **_telemetry(settings),
+        docs_url="/docs" if settings.docs else None,
+        redoc_url="/redoc" if settings.docs else None,
+        openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.services = services
     app.state.guard = guard

@@ -69,9 +69,11 @@ class Guard:
         """
         decision = self.limiter.check(key.name, scope, texts)
         if decision is not None and not decision.allowed:
+            headers = decision.headers()
+            # The wait the message gives is the Retry-After the client reads (whole seconds).
             raise RateLimited(
                 f"rate limit of API key {key.name!r} for scope {scope!r} reached; "
-                f"retry in {decision.retry_after_s:.2f}s",
-                decision.headers(),
+                f"retry after {headers['Retry-After']} s",
+                headers,
             )
         return decision

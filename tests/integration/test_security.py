@@ -236,3 +236,13 @@ def test_requests_beyond_the_inflight_cap_get_503_and_probes_still_answer(
             assert (await client.post("/classify", json=body)).status_code == 200
 
     run(main)
+
+
+def test_the_api_description_is_served_unless_turned_off(tiny_store: ModelStore) -> None:
+    async def main() -> None:
+        for docs, status in ((True, 200), (False, 404)):
+            async with running(keyed(tiny_store, docs=docs)) as (client, _):
+                for path in ("/docs", "/redoc", "/openapi.json"):
+                    assert (await client.get(path)).status_code == status, (docs, path)
+
+    run(main)
