@@ -62,7 +62,14 @@ def error_response(
 ) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
     body: dict[str, Any] = {
-        "error": {"type": code, "message": message, "param": param, "request_id": request_id}
+        "error": {
+            "type": code,
+            "message": message,
+            "param": param,
+            # OpenAI's envelope carries the machine-readable code as `code` (its SDK's `e.code`).
+            "code": code,
+            "request_id": request_id,
+        }
     }
     if detail is not None:
         body["detail"] = detail

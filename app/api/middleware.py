@@ -66,7 +66,13 @@ def error_body(scope: Scope, code: str, message: str, param: str | None) -> byte
     """The error envelope, as the app's handlers write it (app/api/errors.py), for the
     middleware that answers before the app is reached."""
     request_id = scope.get("state", {}).get("request_id")
-    error = {"type": code, "message": message, "param": param, "request_id": request_id}
+    error = {
+        "type": code,
+        "message": message,
+        "param": param,
+        "code": code,
+        "request_id": request_id,
+    }
     return json.dumps({"error": error}, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -13,6 +13,7 @@ class ErrorBody(BaseModel):
     type: str
     message: str
     param: str | None = None
+    code: str | None = Field(None, description="The same as `type`, where OpenAI clients look.")
     request_id: str | None = None
 
 

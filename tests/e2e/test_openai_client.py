@@ -70,12 +70,14 @@ def test_streaming_with_usage(client: openai.OpenAI) -> None:
 
 
 def test_errors_reach_the_client(client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "hi"}])
-    with pytest.raises(openai.UnprocessableEntityError):
+    assert missing.value.code == "model_not_found"  # where OpenAI clients read it
+    with pytest.raises(openai.UnprocessableEntityError) as invalid:
         client.chat.completions.create(
             model="reply", messages=[{"role": "user", "content": "hi"}], n=2
         )
+    assert (invalid.value.code, invalid.value.param) == ("invalid_request", "n")
 
     def failing_pieces(text: str) -> Iterator[str]:
         yield text[:5]

@@ -24,6 +24,7 @@ def assert_depth_refusal(r: httpx.Response, limit: int) -> None:
         "type": "invalid_request",
         "message": f"body: JSON nesting depth exceeds the limit of {limit}",
         "param": "body",
+        "code": "invalid_request",
         "request_id": r.headers["x-request-id"],
     }
 
