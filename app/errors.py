@@ -60,15 +60,23 @@ class InferenceFailed(TextserveError):
 
 
 class FileNotFound(TextserveError):
-    """No uploaded data set with that id."""
+    """No uploaded data set with that id; ``param``: the request field that gave it, if known."""
 
     code = "file_not_found"
 
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
 
 class JobNotFound(TextserveError):
-    """No fine-tune job with that id."""
+    """No fine-tune job with that id; ``param``: the request field that gave it, if known."""
 
     code = "job_not_found"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class Conflict(TextserveError):

@@ -310,9 +310,9 @@ def access_fields(
         "duration_ms": round(elapsed_s * 1000.0, 3),
     }
     # The API key's name where keys are configured: who sent it, for audits and abuse.
-    key = scope["state"].get("api_key") if "state" in scope else None
-    if key is not None:
-        fields["key"] = key
+    api_key = scope["state"].get("api_key") if "state" in scope else None
+    if api_key is not None:
+        fields["key"] = api_key
     for key, value in response_headers:
         # ASGI answers carry lower-case names; an app may still send others.
         spec = _ACCESS_HEADERS.get(key)

@@ -479,5 +479,4 @@ def _file(files: FileStore, file_id: str, param: str) -> FileRecord:
     try:
         return files.get(file_id)
     except FileNotFound as exc:
-        exc.param = param
-        raise
+        raise FileNotFound(str(exc), param=param) from None

@@ -157,7 +157,7 @@ class JobStore:
             if after is not None:
                 anchor = s.get(FileRow, after)
                 if anchor is None:
-                    raise FileNotFound(f"no file with id {after!r}")
+                    raise FileNotFound(f"no file with id {after!r}", param="after")
                 query = query.where(
                     (FileRow.created_at < anchor.created_at)
                     | ((FileRow.created_at == anchor.created_at) & (FileRow.id < anchor.id))
@@ -206,7 +206,7 @@ class JobStore:
             if after is not None:
                 anchor = s.scalars(select(JobRow.seq).where(JobRow.id == after)).first()
                 if anchor is None:
-                    raise JobNotFound(f"no fine-tune job with id {after!r}")
+                    raise JobNotFound(f"no fine-tune job with id {after!r}", param="after")
                 query = query.where(JobRow.seq < anchor)
             if states is not None:
                 query = query.where(JobRow.state.in_(list(states)))

@@ -14,7 +14,7 @@ from app.api.deps import ServicesDep
 from app.api.errors import InvalidInput
 from app.api.schemas import ErrorResponse
 from app.api.schemas_jobs import FileDeleted, FileList, FileObject
-from app.errors import FileNotFound, PayloadTooLarge
+from app.errors import PayloadTooLarge
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
@@ -106,11 +106,7 @@ async def list_files(
     after: str | None = None,
 ) -> FileList:
     """Uploaded files, newest first; pass the last id as `after` for the next page."""
-    try:
-        records, more = await run_in_threadpool(services.jobs.files.page, limit, after)
-    except FileNotFound as exc:
-        exc.param = "after"  # the only file a page looks up is its cursor
-        raise
+    records, more = await run_in_threadpool(services.jobs.files.page, limit, after)
     return FileList(data=[FileObject.of(r) for r in records], has_more=more)
 
 

@@ -21,7 +21,6 @@ from app.api.schemas_jobs import (
     FineTuneJob,
     FineTuneList,
 )
-from app.errors import JobNotFound
 from app.jobs.records import TERMINAL
 from app.service import Services
 
@@ -63,11 +62,7 @@ async def list_fine_tunes(
     after: str | None = None,
 ) -> FineTuneList:
     """Jobs, newest first; pass the last id as `after` for the next page."""
-    try:
-        jobs, more = await run_in_threadpool(services.jobs.db.list_jobs, limit, after)
-    except JobNotFound as exc:
-        exc.param = "after"  # the only job a page looks up is its cursor
-        raise
+    jobs, more = await run_in_threadpool(services.jobs.db.list_jobs, limit, after)
     return FineTuneList(data=[FineTuneJob.of(j) for j in jobs], has_more=more)
 
 
