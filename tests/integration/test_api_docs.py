@@ -141,3 +141,14 @@ def test_the_oauth2_redirect_page_stays_where_swagger_ui_expects_it(tmp_path: Pa
         assert all(same_origin(u) for u in links.urls)
 
     asyncio.run(main())
+
+
+def test_asset_requests_are_counted_under_their_mount_not_as_unmatched(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with client_for(settings(tmp_path)) as client:
+            assert (await client.get("/docs-assets/swagger-ui.css")).status_code == 200
+            metrics = (await client.get("/metrics")).text
+        assert 'route="/docs-assets",status="200"' in metrics
+        assert 'route="unmatched"' not in metrics
+
+    asyncio.run(main())
