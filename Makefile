@@ -10,7 +10,7 @@ PORT ?= 8000
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install install-dev run serve bootstrap test test-fast lint check-deploy bench clean
+.PHONY: install install-dev run serve bootstrap test test-fast lint check-deploy docs docs-build bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,16 +36,16 @@ run: install
 bootstrap: install
 	$(BIN)/textserve bootstrap
 
-## Install what the tests need, lint, and run the whole suite.
-test: install-dev lint check-deploy
+## Install what the tests need, lint, build the manual, and run the whole suite.
+test: install-dev lint check-deploy docs-build
 	$(BIN)/python -m pytest tests -q --ignore=tests/deploy
 
 test-fast: install-dev
 	$(BIN)/python -m pytest tests/unit -q
 
 lint: install-dev
-	$(BIN)/ruff check app tests docker bench
-	$(BIN)/ruff format --check app tests docker bench
+	$(BIN)/ruff check app tests docker bench docs/hooks
+	$(BIN)/ruff format --check app tests docker bench docs/hooks
 	$(BIN)/mypy
 
 ## Deployment checks with real tools (installed by scripts/install-deploy-tools.sh): hadolint,
@@ -53,6 +53,19 @@ lint: install-dev
 check-deploy: install-dev
 	bash scripts/install-deploy-tools.sh
 	$(BIN)/python -m pytest tests/deploy -q
+
+## The manual (mkdocs.yml, pages in docs/): `make docs` serves it with live reload on
+## $(HOST):$(DOCS_PORT); `make docs-build` writes it to site/ and fails on any warning (a broken
+## link or anchor, a page missing from the nav, a setting without a description).
+## `python -m mkdocs` puts this checkout first on the path: the configuration page is written
+## from its app/config.py.
+DOCS_PORT ?= 8001
+export NO_MKDOCS_2_WARNING := 1
+docs: install-dev
+	$(BIN)/python -m mkdocs serve --dev-addr $(HOST):$(DOCS_PORT)
+
+docs-build: install-dev
+	$(BIN)/python -m mkdocs build --strict --site-dir site
 
 ## The CPU benchmarks (about 6 minutes on 2 cores): serving vs the in-process limit and the naive
 ## baseline (table, JSON and a PNG chart in bench/results/), int8 vs fp32, processes x runs x threads.
@@ -69,4 +82,4 @@ bench: install-dev
 	$(BIN)/python bench/cores.py --data $(BENCH_DATA) --store $(BENCH_STORE) --model $(BENCH_MODEL)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache site

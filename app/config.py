@@ -20,21 +20,31 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind (0 picks a free one).")
-    model_store: Path = Field(Path("models"), description="Root of the model store.")
+    model_store: Path = Field(
+        Path("models"),
+        description="Root of the model store: a `<name>/<version>/` folder per version and "
+        "an `active` pointer per name.",
+    )
     # NoDecode: env values are "A,B" (or a JSON list), split by `_split_csv` below.
     models: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Model names to serve; empty serves every model with an active version."
     )
     providers: Annotated[tuple[str, ...], NoDecode] = Field(
-        DEFAULT_PROVIDERS, description="ONNX Runtime execution providers, in order of preference."
+        DEFAULT_PROVIDERS,
+        description="ONNX Runtime execution providers, in order of preference; one that is not "
+        "available is logged and counted.",
     )
     workers: int = Field(
-        1, ge=1, description="Server processes (each loads the models and has its own metrics)."
+        1,
+        ge=1,
+        description="Server processes (each loads the models and has its own metrics; prefer "
+        "replicas).",
     )
     batch_streams: int = Field(
         0,
         ge=0,
-        description="Model runs in flight per model (0: from the cores, app/runtime/layout.py).",
+        description="Model runs in flight per model (0: auto, one per core on the CPU, one on a "
+        "GPU; app/runtime/layout.py).",
     )
     solo_session: bool = Field(
         True,
@@ -44,7 +54,8 @@ class Settings(BaseSettings):
     inline_when_idle: bool = Field(
         True,
         description="With a solo session: a one-text request that finds nothing queued or "
-        "running is run by the event loop itself, without the queue's thread hand-offs.",
+        "running is run by the event loop itself, skipping the queue's two thread hand-offs "
+        "(light-load latency).",
     )
     intra_op_threads: int = Field(
         0, ge=0, description="ORT intra-op threads per run (0: the run's share of the cores)."
@@ -60,12 +71,15 @@ class Settings(BaseSettings):
     )
     model_variant: Literal["auto", "fp32", "int8", "fp16"] = Field(
         "auto",
-        description="ONNX file to serve: fp32, int8, fp16, or auto (int8 on CPU, fp16 on CUDA, "
-        "when the version has one within 1 accuracy point of fp32, else fp32).",
+        description="ONNX file to serve: fp32, int8, fp16 (fp32 where a version has none), or "
+        "auto: int8 on the CPU provider, fp16 on CUDA, when that file scored within 1 accuracy "
+        "point of fp32 on the version's held-out rows, else fp32.",
     )
     max_batch_size: int = Field(32, ge=1, description="Most texts in one ORT run.")
     max_batch_tokens: int = Field(8192, ge=16, description="Most padded tokens in one ORT run.")
-    max_wait_ms: float = Field(2.0, ge=0, description="Longest a batch waits to fill up.")
+    max_wait_ms: float = Field(
+        2.0, ge=0, description="Longest a batch waits to fill up (only under load)."
+    )
     batch_overhead_tokens: float | None = Field(
         None,
         ge=0,
@@ -84,32 +98,52 @@ class Settings(BaseSettings):
         description="Serve POST /classify by a plain ASGI endpoint (same contract, less CPU "
         "per request); off: through FastAPI's router.",
     )
-    max_queue_texts: int = Field(1024, ge=1, description="Queued texts per model before 429.")
+    max_queue_texts: int = Field(
+        1024, ge=1, description="Queued texts per model version before 429 (with Retry-After)."
+    )
     default_timeout_ms: int = Field(10_000, ge=1, description="Deadline when a request sets none.")
     max_timeout_ms: int = Field(60_000, ge=1, description="Largest deadline a request may ask for.")
-    max_texts_per_request: int = Field(256, ge=1, description="Most texts in one request.")
-    max_text_chars: int = Field(20_000, ge=1, description="Most characters in one text.")
-    max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest request body (413 above).")
+    max_texts_per_request: int = Field(
+        256, ge=1, description="Most texts in one request (422 above)."
+    )
+    max_text_chars: int = Field(
+        20_000, ge=1, description="Most characters in one text (422 above)."
+    )
+    max_body_bytes: int = Field(
+        2_000_000,
+        ge=1024,
+        description="Largest request body (413 above; uploads have their own limit, "
+        "TEXTSERVE_MAX_UPLOAD_BYTES).",
+    )
     # Capped well below where the json parser recurses out of stack (about 1,000 levels).
     max_json_depth: int = Field(
-        32, ge=1, le=256, description="Deepest nesting of a JSON request body (422 beyond)."
+        32,
+        ge=1,
+        le=256,
+        description="Deepest nesting of a JSON request body (422 beyond, checked before parsing).",
     )
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with 429 and 503.")
     max_inflight_requests: int = Field(
-        256, ge=0, description="Requests served at once before 503 (0: no cap; probes exempt)."
+        256,
+        ge=0,
+        description="Requests served at once before 503 + Retry-After (0: no cap; probes exempt); "
+        "a request with a body takes its place once the body is in.",
     )
     body_timeout_s: float = Field(
         30.0,
         gt=0,
         description="Time a request body has to arrive whole (an upload: between two chunks); "
-        "408 after it.",
+        "408 and the connection closed after it.",
     )
     header_timeout_s: float = Field(
         10.0,
         gt=0,
-        description="Time a connection has to send a request's headers; closed after it.",
+        description="Time a connection has to send a request's headers (from its opening, or a "
+        "later request's first byte); 408 and the connection closed after it.",
     )
-    drain_timeout_s: float = Field(30.0, ge=0, description="Grace period to finish queued work.")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="Grace period to finish queued work on shutdown."
+    )
     warmup: bool = Field(True, description="Run a warm-up batch before /readyz turns 200.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Log level."
@@ -120,24 +154,31 @@ class Settings(BaseSettings):
     docs: bool = Field(
         True,
         description="Serve the API's description at /docs, /redoc and /openapi.json (open to "
-        "anyone who can reach the port, keys or not).",
+        "anyone who can reach the port, keys or not); their scripts and styles are served from "
+        "the installed package under /docs-assets, never from a CDN.",
     )
     opentelemetry: bool = Field(
         False,
         description="FastAPI's own OpenTelemetry spans, metrics and logs, sent to the providers "
-        "the process configures (off: its per-request check of them is skipped).",
+        "the process configures, e.g. with opentelemetry-instrument (off: its per-request check "
+        "of them is skipped).",
     )
     # -- fine-tune jobs ----------------------------------------------------------------------
     data_dir: Path = Field(
-        Path("var"), description="Uploaded data sets, the jobs database and job work folders."
+        Path("var"),
+        description="Uploaded data sets, the SQLite jobs database (WAL) and job work folders.",
     )
     jobs_db_url: str | None = Field(
-        None, description="SQLAlchemy URL of the jobs database (default: SQLite in data_dir)."
+        None,
+        description="SQLAlchemy URL of the jobs database, e.g. PostgreSQL shared by replicas "
+        "(default: SQLite in TEXTSERVE_DATA_DIR).",
     )
     max_upload_bytes: int = Field(
         200_000_000, ge=1024, description="Largest data set upload (413 above)."
     )
-    max_concurrent_jobs: int = Field(1, ge=1, description="Fine-tunes run at once; more queue.")
+    max_concurrent_jobs: int = Field(
+        1, ge=1, description="Fine-tunes this replica runs at once; more queue."
+    )
     job_worker: bool = Field(True, description="Run queued fine-tunes on this replica.")
     job_poll_s: float = Field(2.0, gt=0, description="How often the job dispatcher looks.")
     job_stale_after_s: float = Field(
@@ -147,10 +188,13 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(
         None,
         validation_alias=AliasChoices("TEXTSERVE_RAY_ADDRESS", "RAY_ADDRESS", "ray_address"),
-        description="Run fine-tunes on this Ray cluster (also read from RAY_ADDRESS).",
+        description="Run fine-tunes on this Ray cluster (also read from RAY_ADDRESS); a job "
+        'asks for its share with `resources: {"cpus": …, "gpus": …}`.',
     )
     watch_interval_s: float = Field(
-        2.0, ge=0, description="How often the registry re-reads active pointers (0: never)."
+        2.0,
+        ge=0,
+        description="How often each replica re-reads the active pointers, to hot-swap (0: never).",
     )
     # -- replies (/reply, /v1/chat/completions) ---------------------------------------------
     reply_model: str = Field("reply", description="Reply model used when a request names none.")
@@ -176,12 +220,17 @@ class Settings(BaseSettings):
         1800.0, gt=0, description="Turns older than this are forgotten."
     )
     conversation_max_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024, description="Memory for all kept conversations (LRU beyond)."
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Memory for all kept conversations (default 64 MiB; the least recently "
+        "used are dropped beyond).",
     )
     conversation_max_count: int = Field(100_000, ge=1, description="Most conversations kept.")
     # -- security (app/security) -------------------------------------------------------------
     api_keys_file: Path | None = Field(
-        None, description="File of API keys, one `name:scopes:secret` a line (see SECURITY.md)."
+        None,
+        description="File of API keys, one `name:scopes:secret` a line; the secret plain or "
+        "`sha256:<hex>`, scopes `infer`, `admin`, `metrics` (see SECURITY.md).",
     )
     api_keys: SecretStr | None = Field(
         None, description="API keys inline, `name:scopes:secret` entries separated by `;`."

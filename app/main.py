@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 
 from app import __version__
 from app.api.admission import AdmissionMiddleware
+from app.api.api_docs import install_api_docs
 from app.api.auth import AUTH_ERRORS, ScopeCheck, require_scope
 from app.api.errors import install_error_handlers
 from app.api.lean import LeanEndpoint
@@ -59,10 +60,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Text classification and customer-service replies on ONNX Runtime.",
         lifespan=lifespan,
         **_telemetry(settings),
-        docs_url="/docs" if settings.docs else None,
-        redoc_url="/redoc" if settings.docs else None,
+        # /docs and /redoc are installed below, with their assets served from this app.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.docs else None,
     )
+    if settings.docs:
+        install_api_docs(app, openapi_url="/openapi.json")
     app.state.services = services
     app.state.guard = guard
     install_error_handlers(app)

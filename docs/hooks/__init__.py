@@ -1,0 +1,1 @@
+"""mkdocs hooks (``hooks:`` in mkdocs.yml)."""
