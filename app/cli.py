@@ -1,4 +1,5 @@
-"""The ``textserve`` command line: ``serve`` the models, ``bootstrap`` the default ones.
+"""The ``textserve`` command line: ``serve`` the models, ``bootstrap`` the default ones,
+``replay`` recorded texts through a running server (app/replay.py).
 
 Heavy imports (uvicorn and the app for ``serve``, torch via the training package for
 ``bootstrap``) happen inside the commands, so ``textserve serve`` never loads torch.
@@ -233,6 +234,52 @@ def finetune(
         f"{model}@{outcome.version} published{accuracy}; {verdict}: {outcome.decision.reason} "
         f"({time.perf_counter() - started:.0f} s)"
     )
+
+
+@cli.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON lines: text, optional timestamp.")],
+    stream: Annotated[str, typer.Option(help="Stream the texts are counted under.")],
+    rate: Annotated[
+        float | None, typer.Option(min=0.001, help="Texts per second (ignores timestamps).")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(min=0.001, help="Timestamps replayed this many times faster.")
+    ] = 1.0,
+    url: Annotated[
+        str, typer.Option(envvar="TEXTSERVE_URL", help="The server.")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[
+        str | None, typer.Option(envvar="TEXTSERVE_API_KEY", help="A key with the infer scope.")
+    ] = None,
+) -> None:
+    """Send recorded texts through /classify with topic and sentiment, in order, with progress."""
+    from rich.progress import Progress
+
+    from app import replay as rp
+
+    console = Console(stderr=True)
+    try:
+        rows = rp.read_rows(file)
+        client = rp.Client(url, api_key)
+    except rp.ReplayError as exc:
+        console.print(f"[red]replay failed:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    with Progress(console=console) as progress:
+        task = progress.add_task(f"{file.name} -> {stream}", total=len(rows))
+        outcome = rp.replay(
+            rows,
+            lambda text: client.classify(text, stream),
+            rate=rate,
+            speed=speed,
+            on_sent=lambda n: progress.update(task, completed=n),
+        )
+    client.close()
+    negative = sum(n for (_, sentiment), n in outcome.opinions.items() if sentiment == "negative")
+    codes = ", ".join(f"{code or 'no answer'}: {n}" for code, n in sorted(outcome.statuses.items()))
+    console.print(f"replay: {outcome.sent} classified ({negative} negative), {codes}")
+    if outcome.failed:
+        raise typer.Exit(1)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
