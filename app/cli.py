@@ -105,6 +105,20 @@ def serve(
 
 @cli.command()
 def bootstrap(
+    on_request: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[news-topic]",
+            help="Build a model that is built only on request: news-topic (from AG News).",
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="news-topic: AG News folder or CSV (default ../shared/data/ag_news)."),
+    ] = None,
+    per_label: Annotated[
+        int, typer.Option(min=2, help="news-topic: training texts per topic.")
+    ] = 2000,
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild models that already have an active version.")
     ] = False,
@@ -115,7 +129,8 @@ def bootstrap(
         Path | None, typer.Option(help="Recipes folder (default: <model store>/_recipes).")
     ] = None,
 ) -> None:
-    """Build the default models from their recipes, where no version is active yet."""
+    """Build the default models from their recipes, where no version is active yet; or,
+    named, a model built only on request (news-topic)."""
     from rich.logging import RichHandler
 
     from app.registry.store import ModelStore
@@ -132,21 +147,31 @@ def bootstrap(
     )
     store = ModelStore(settings.model_store)
     started = time.perf_counter()
+    recipes = recipes or settings.model_store / "_recipes"
     try:
+        if on_request is not None:
+            recipes, model = _on_request_recipe(on_request, recipes, data, per_label), None
         with RichProgress(console) as progress:
-            manifests = run_bootstrap(
-                store,
-                recipes or settings.model_store / "_recipes",
-                force=force,
-                names=model,
-                progress=progress,
-            )
+            manifests = run_bootstrap(store, recipes, force=force, names=model, progress=progress)
     except TextserveError as exc:
         console.print(f"[red]bootstrap failed:[/red] {exc}")
         raise typer.Exit(1) from exc
     elapsed = time.perf_counter() - started
     built = ", ".join(f"{m.name}@{m.version}" for m in manifests) or "nothing to build"
     console.print(f"bootstrap: {built} ({elapsed:.0f} s)")
+
+
+def _on_request_recipe(name: str, recipes: Path, data: Path | None, per_label: int) -> Path:
+    """A recipes folder holding only the on-request recipe ``name``, its data prepared."""
+    import tempfile
+
+    from app.training import news_topic
+
+    if name != news_topic.NAME:
+        raise typer.BadParameter(f"no on-request recipe {name!r}; there is: news-topic")
+    work = Path(tempfile.mkdtemp(prefix="textserve-news-topic-"))
+    folder = recipes / "on_request" / news_topic.NAME
+    return news_topic.prepare(folder, data or news_topic.DEFAULT_AG_NEWS, work, per_label)
 
 
 @cli.command()
