@@ -53,10 +53,12 @@ async def monitor(
         int | None, Query(ge=1, description="Texts a window needs before a topic alerts (20).")
     ] = None,
     floor: Annotated[
-        float | None, Query(ge=0, le=1, description="Least negative share to alert (0.3).")
+        float | None,
+        Query(ge=0, le=1, allow_inf_nan=False, description="Least negative share to alert (0.3)."),
     ] = None,
     ratio: Annotated[
-        float | None, Query(ge=0, description="Least multiple of the baseline share (2).")
+        float | None,
+        Query(ge=0, allow_inf_nan=False, description="Least multiple of the baseline share (2)."),
     ] = None,
 ) -> dict[str, Any]:
     """Per topic of one stream: texts and negative share over `window`, the share over the
