@@ -263,6 +263,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _monitor_periods(self) -> Settings:
+        if self.monitor_window_s + self.monitor_baseline_s > self.monitor_keep_s:
+            raise ValueError(
+                f"TEXTSERVE_MONITOR_WINDOW_S + TEXTSERVE_MONITOR_BASELINE_S "
+                f"({self.monitor_window_s + self.monitor_baseline_s}) exceed "
+                f"TEXTSERVE_MONITOR_KEEP_S ({self.monitor_keep_s})"
+            )
+        return self
+
     @field_validator("providers", "models", "monitor_streams", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:

@@ -128,3 +128,15 @@ def test_an_allowlist_takes_only_its_names() -> None:
     gate.admit(DEFAULT_STREAM)
     with pytest.raises(StreamRefused, match="news, social"):
         gate.admit("support")
+
+
+def test_settings_refuse_bad_stream_names_and_default_periods_beyond_the_buckets() -> None:
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    assert Settings(monitor_streams="news, social").monitor_streams == ("news", "social")
+    with pytest.raises(ValidationError, match="stream names must match"):
+        Settings(monitor_streams="news,Social Media")
+    with pytest.raises(ValidationError, match="TEXTSERVE_MONITOR_KEEP_S"):
+        Settings(monitor_keep_s=600)  # the default window and baseline need 65 minutes
