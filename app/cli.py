@@ -1,4 +1,5 @@
-"""The ``textserve`` command line: ``serve`` the models, ``bootstrap`` the default ones.
+"""The ``textserve`` command line: ``serve`` the models, ``bootstrap`` the default ones,
+``replay`` recorded texts through a running server (app/replay.py).
 
 Heavy imports (uvicorn and the app for ``serve``, torch via the training package for
 ``bootstrap``) happen inside the commands, so ``textserve serve`` never loads torch.
@@ -104,6 +105,20 @@ def serve(
 
 @cli.command()
 def bootstrap(
+    on_request: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[news-topic]",
+            help="Build a model that is built only on request: news-topic (from AG News).",
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="news-topic: AG News folder or CSV (default ../shared/data/ag_news)."),
+    ] = None,
+    per_label: Annotated[
+        int, typer.Option(min=2, help="news-topic: training texts per topic.")
+    ] = 2000,
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild models that already have an active version.")
     ] = False,
@@ -114,7 +129,8 @@ def bootstrap(
         Path | None, typer.Option(help="Recipes folder (default: <model store>/_recipes).")
     ] = None,
 ) -> None:
-    """Build the default models from their recipes, where no version is active yet."""
+    """Build the default models from their recipes, where no version is active yet; or,
+    named, a model built only on request (news-topic)."""
     from rich.logging import RichHandler
 
     from app.registry.store import ModelStore
@@ -131,21 +147,31 @@ def bootstrap(
     )
     store = ModelStore(settings.model_store)
     started = time.perf_counter()
+    recipes = recipes or settings.model_store / "_recipes"
     try:
+        if on_request is not None:
+            recipes, model = _on_request_recipe(on_request, recipes, data, per_label), None
         with RichProgress(console) as progress:
-            manifests = run_bootstrap(
-                store,
-                recipes or settings.model_store / "_recipes",
-                force=force,
-                names=model,
-                progress=progress,
-            )
+            manifests = run_bootstrap(store, recipes, force=force, names=model, progress=progress)
     except TextserveError as exc:
         console.print(f"[red]bootstrap failed:[/red] {exc}")
         raise typer.Exit(1) from exc
     elapsed = time.perf_counter() - started
     built = ", ".join(f"{m.name}@{m.version}" for m in manifests) or "nothing to build"
     console.print(f"bootstrap: {built} ({elapsed:.0f} s)")
+
+
+def _on_request_recipe(name: str, recipes: Path, data: Path | None, per_label: int) -> Path:
+    """A recipes folder holding only the on-request recipe ``name``, its data prepared."""
+    import tempfile
+
+    from app.training import news_topic
+
+    if name != news_topic.NAME:
+        raise typer.BadParameter(f"no on-request recipe {name!r}; there is: news-topic")
+    work = Path(tempfile.mkdtemp(prefix="textserve-news-topic-"))
+    folder = recipes / "on_request" / news_topic.NAME
+    return news_topic.prepare(folder, data or news_topic.DEFAULT_AG_NEWS, work, per_label)
 
 
 @cli.command()
@@ -233,6 +259,52 @@ def finetune(
         f"{model}@{outcome.version} published{accuracy}; {verdict}: {outcome.decision.reason} "
         f"({time.perf_counter() - started:.0f} s)"
     )
+
+
+@cli.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON lines: text, optional timestamp.")],
+    stream: Annotated[str, typer.Option(help="Stream the texts are counted under.")],
+    rate: Annotated[
+        float | None, typer.Option(min=0.001, help="Texts per second (ignores timestamps).")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(min=0.001, help="Timestamps replayed this many times faster.")
+    ] = 1.0,
+    url: Annotated[
+        str, typer.Option(envvar="TEXTSERVE_URL", help="The server.")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[
+        str | None, typer.Option(envvar="TEXTSERVE_API_KEY", help="A key with the infer scope.")
+    ] = None,
+) -> None:
+    """Send recorded texts through /classify with topic and sentiment, in order, with progress."""
+    from rich.progress import Progress
+
+    from app import replay as rp
+
+    console = Console(stderr=True)
+    try:
+        rows = rp.read_rows(file)
+        client = rp.Client(url, api_key)
+    except rp.ReplayError as exc:
+        console.print(f"[red]replay failed:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    with Progress(console=console) as progress:
+        task = progress.add_task(f"{file.name} -> {stream}", total=len(rows))
+        outcome = rp.replay(
+            rows,
+            lambda text: client.classify(text, stream),
+            rate=rate,
+            speed=speed,
+            on_sent=lambda n: progress.update(task, completed=n),
+        )
+    client.close()
+    negative = sum(n for (_, sentiment), n in outcome.opinions.items() if sentiment == "negative")
+    codes = ", ".join(f"{code or 'no answer'}: {n}" for code, n in sorted(outcome.statuses.items()))
+    console.print(f"replay: {outcome.sent} classified ({negative} negative), {codes}")
+    if outcome.failed:
+        raise typer.Exit(1)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

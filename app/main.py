@@ -18,7 +18,7 @@ from app.api.auth import AUTH_ERRORS, ScopeCheck, require_scope
 from app.api.errors import install_error_handlers
 from app.api.lean import LeanEndpoint
 from app.api.middleware import BodyLimitMiddleware, JsonDepthMiddleware, ObserveMiddleware
-from app.api.routes import admin, chat, classify, health, metrics, models, reply
+from app.api.routes import admin, chat, classify, health, metrics, models, monitor, reply
 from app.api.schemas import ClassifyRequest
 from app.config import Settings
 from app.logs import configure_logging
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(require_scope("metrics"))] if settings.metrics_require_key else [],
         responses=AUTH_ERRORS if settings.metrics_require_key else None,
     )
-    for router in (classify.router, reply.router, chat.router):
+    for router in (classify.router, reply.router, chat.router, monitor.router):
         app.include_router(router, dependencies=infer, responses=AUTH_ERRORS)
     # Reading the model list is for any caller; changing it (model_admin) is for admins.
     app.include_router(

@@ -129,6 +129,12 @@ class Metrics:
             ("model", "version", "label"),
             registry=r,
         )
+        self.opinions = Counter(
+            "textserve_opinion_total",
+            "Texts classified for both topic and sentiment, by stream, topic and sentiment.",
+            ("stream", "topic", "sentiment"),
+            registry=r,
+        )
         self.handoffs = Counter(
             "textserve_handoffs_total",
             "Replies handed to a human agent, by reason: customer_asked_for_human, "

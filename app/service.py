@@ -18,6 +18,8 @@ from app.runtime.session import CUDA, SessionOptions
 from app.runtime.variants import expected_provider
 from app.serving.classifier import Classifier
 from app.serving.conversations import ConversationLimits, ConversationStore
+from app.serving.monitor import OpinionMonitor, StreamGate
+from app.serving.opinion import OpinionService
 from app.serving.responder import ReplyPolicy, Responder
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,16 @@ def build_responder(
     return Responder(registry, classifier, conversations, metrics, policy)
 
 
+def build_opinion(
+    settings: Settings, registry: ModelRegistry, classifier: Classifier, metrics: Metrics
+) -> OpinionService:
+    monitor = OpinionMonitor(
+        keep_s=settings.monitor_keep_s, fine_keep_s=settings.monitor_fine_keep_s
+    )
+    gate = StreamGate(settings.monitor_streams, settings.monitor_max_streams)
+    return OpinionService(registry, classifier, monitor, gate, metrics)
+
+
 @dataclass
 class Services:
     """Everything a request handler may need, owned by one app instance."""
@@ -93,6 +105,7 @@ class Services:
     classifier: Classifier
     jobs: JobService
     responder: Responder
+    opinion: OpinionService
     draining: bool = False
     _loader: threading.Thread | None = field(default=None, repr=False)
 
@@ -111,7 +124,17 @@ class Services:
         jobs = JobService.build(settings, store, registry, metrics)
         classifier = Classifier(registry, metrics)
         responder = build_responder(settings, registry, classifier, metrics)
-        return cls(settings, metrics, store, registry, classifier, jobs=jobs, responder=responder)
+        opinion = build_opinion(settings, registry, classifier, metrics)
+        return cls(
+            settings,
+            metrics,
+            store,
+            registry,
+            classifier,
+            jobs=jobs,
+            responder=responder,
+            opinion=opinion,
+        )
 
     def start(self) -> None:
         """Load models in the background so /healthz answers while they load."""

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.api import schemas_opinion as op
+
 ClassifyTask = Literal["sentiment", "topic"]
 
 
@@ -22,7 +24,8 @@ class ErrorResponse(BaseModel):
 
 
 class ClassifyRequest(BaseModel):
-    """Exactly one of ``task`` / ``model`` and exactly one of ``text`` / ``texts``."""
+    """Exactly one of ``task`` / ``model`` / ``tasks`` / ``models`` and exactly one of ``text``
+    / ``texts``."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -33,11 +36,14 @@ class ClassifyRequest(BaseModel):
     top_k: int | None = Field(None, ge=1, le=1000, description="Also return the k best scores.")
     return_all_scores: bool = Field(False, description="Also return every label's score.")
     timeout_ms: int | None = Field(None, ge=1, description="Deadline for this request.")
+    tasks: op.TaskList | None = Field(None, description=op.TASKS_DESCRIPTION)
+    models: op.ModelRefList | None = Field(None, description=op.MODELS_DESCRIPTION)
+    stream: op.StreamName | None = Field(None, description=op.STREAM_DESCRIPTION)
 
     @model_validator(mode="after")
     def _one_of_each(self) -> ClassifyRequest:
-        if (self.task is None) == (self.model is None):
-            raise ValueError("give exactly one of 'task' or 'model'")
+        if [self.task, self.model, self.tasks, self.models].count(None) != 3:
+            raise ValueError("give exactly one of 'task', 'model', 'tasks' or 'models'")
         if (self.text is None) == (self.texts is None):
             raise ValueError("give exactly one of 'text' or 'texts'")
         return self

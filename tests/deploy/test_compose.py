@@ -25,7 +25,7 @@ def test_compose_spec_accepts_the_file() -> None:
     compose_spec = need_module("compose_spec")
     parsed = compose_spec.PyCompose.from_json(json.dumps(compose()))
     assert set(parsed.service_names()) == {
-        "textserve", "textserve-cpu", "bootstrap", "prometheus", "grafana"
+        "textserve", "textserve-cpu", "bootstrap", "prometheus", "alertmanager", "grafana"
     }  # fmt: skip
 
 
@@ -70,7 +70,7 @@ def test_services_are_wired_to_files_targets_and_each_other() -> None:
         assert svc["depends_on"]["bootstrap"]["condition"] == "service_completed_successfully"
 
 
-@pytest.mark.parametrize("service", ["prometheus", "grafana"])
+@pytest.mark.parametrize("service", ["prometheus", "alertmanager", "grafana"])
 def test_monitoring_ports_stay_on_loopback(service: str) -> None:
     ports = compose()["services"][service]["ports"]
     assert all(p.startswith("127.0.0.1:") for p in ports)
@@ -90,3 +90,17 @@ def test_prometheus_scrapes_the_service_and_grafana_reads_prometheus() -> None:
     path = provider["providers"][0]["options"]["path"]
     grafana = compose()["services"]["grafana"]
     assert f"./grafana/dashboards:{path}:ro" in grafana["volumes"]
+
+
+def test_prometheus_sends_alerts_to_alertmanager_grouped_by_stream_and_topic() -> None:
+    prom = load_yaml(DOCKER / "prometheus" / "prometheus.yml")
+    (target,) = prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert target == "alertmanager:9093"
+    alertmanager = compose()["services"]["alertmanager"]
+    assert (
+        "./alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"
+        in (alertmanager["volumes"])
+    )
+    assert "alertmanager" in compose()["services"]["prometheus"]["depends_on"]
+    route = load_yaml(DOCKER / "alertmanager" / "alertmanager.yml")["route"]
+    assert {"stream", "topic"} <= set(route["group_by"])

@@ -79,11 +79,15 @@ def test_dashboard_has_the_panels_the_issue_lists() -> None:
         "textserve_finetune_jobs",  # fine-tune jobs by state and training loss
         "textserve_training_loss",
         "textserve_predictions_total",  # what the models say
+        "textserve_opinion_total",  # opinion per stream and topic, against its baseline
+        "textserve:opinion_negative_share:rate5m",
+        "textserve:opinion_negative_share:baseline6h",
     ):
         assert needle in everything, needle
     latency = exprs["Model latency p50 / p95 / p99 by model version"]
     assert "by (le, model, version)" in latency
     assert "by (model, label)" in exprs["Predictions by label"]
+    assert "by (stream, topic, sentiment)" in exprs["Opinion volume by topic and sentiment"]
 
 
 @pytest.mark.parametrize(("where", "target"), targets(), ids=[w for w, _ in targets()])

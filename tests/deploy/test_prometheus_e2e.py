@@ -187,7 +187,9 @@ def test_prometheus_counts_the_requests_we_sent(
 
     # Prometheus loaded our rules, and evaluates them without errors.
     groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
-    assert {g["name"] for g in groups} == {"textserve.recording", "textserve.alerts"}
+    assert {g["name"] for g in groups} == {
+        "textserve.recording", "textserve.alerts", "textserve.opinion"
+    }  # fmt: skip
     time.sleep(1.5)  # one evaluation round
     groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert all(r["health"] != "err" for g in groups for r in g["rules"]), groups

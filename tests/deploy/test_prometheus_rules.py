@@ -24,6 +24,12 @@ def test_promtool_checks_config_and_rules() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_amtool_checks_the_alertmanager_config() -> None:
+    config = DOCKER / "alertmanager" / "alertmanager.yml"
+    proc = run_tool(tool("amtool"), "check-config", str(config))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_promtool_unit_tests_of_the_alerts_pass() -> None:
     proc = run_tool(tool("promtool"), "test", "rules", "alerts_test.yml", cwd=PROM)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -38,7 +44,15 @@ def test_the_alerts_the_issue_asks_for_exist() -> None:
         "TextserveNotReady",
         "TextserveFineTuneJobsFailing",
         "TextserveNegativeSentimentSurge",
+        "TextserveTopicNegativeSurge",
     } <= set(alerts)
+    # One alert per stream and topic: the series it compares carry both labels, and only them.
+    surge = alerts["TextserveTopicNegativeSurge"]
+    assert "textserve:opinion_negative_share:rate5m" in surge["expr"]
+    groups_by_name = {g["name"]: g for g in groups}
+    for rule in groups_by_name["textserve.opinion"]["rules"]:
+        if "record" in rule:
+            assert "sum by (stream, topic)" in rule["expr"], rule["record"]
     assert "textserve_ready" in alerts["TextserveNotReady"]["expr"]
     for rule in alerts.values():
         assert rule["labels"]["severity"] in {"info", "warning", "critical"}

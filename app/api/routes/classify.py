@@ -12,6 +12,7 @@ from app.api.disconnect import unless_client_leaves
 from app.api.errors import InvalidInput
 from app.api.middleware import model_headers
 from app.api.schemas import ClassifyRequest, ClassifyResponse, ErrorResponse
+from app.api.schemas_opinion import OpinionResponse
 from app.config import Settings
 from app.service import Services
 from app.serving.classifier import Timings
@@ -68,6 +69,10 @@ async def answer(
 
     Shared by the documented FastAPI route and the lean endpoint (app/api/lean.py).
     """
+    if body.tasks is not None or body.models is not None or body.stream is not None:
+        from app.api.opinion import answer_opinion  # here: it builds on this module's checks
+
+        return await answer_opinion(services, body)
     settings = services.settings
     single = body.text is not None
     texts = [body.text] if body.text is not None else (body.texts or [])
@@ -96,7 +101,7 @@ async def answer(
     return payload, headers
 
 
-@router.post("/classify", response_model=ClassifyResponse, responses=ERRORS)
+@router.post("/classify", response_model=ClassifyResponse | OpinionResponse, responses=ERRORS)
 async def classify(body: ClassifyRequest, services: ServicesDep, request: Request) -> JSONResponse:
     """Classify one text (`text`) or several (`texts`) with a task's model or a named one."""
     payload, headers = await unless_client_leaves(answer(services, body), request.receive)
