@@ -45,7 +45,7 @@ def top_k_exact(matrix: Vector, query: Vector, k: int) -> tuple[npt.NDArray[np.i
 class IvfIndex:
     """faiss ``IndexIVFFlat`` over inner product, keyed by row id.
 
-    ``nlist`` = 2·√n centroids trained on a sample of 32 vectors per centroid; ``nprobe``
+    ``nlist`` = 2·√n centroids trained on a sample of 40 vectors per centroid; ``nprobe``
     lists are scanned per query (recall against exact search: docs/knowledge-bases.md).
     Retrained when the rows grow to four times what the centroids were trained on, as the
     lists then grow uneven.
@@ -55,13 +55,14 @@ class IvfIndex:
         import faiss  # a default dependency, imported here so exact search never loads it
 
         n, dimension = matrix.shape
-        self.nlist = max(1, int(2 * math.sqrt(n)))
+        # faiss wants at least 39 training vectors per centroid.
+        self.nlist = max(1, min(int(2 * math.sqrt(n)), n // 40))
         quantizer = faiss.IndexFlatIP(dimension)
         self.index: Any = faiss.IndexIVFFlat(
             quantizer, dimension, self.nlist, faiss.METRIC_INNER_PRODUCT
         )
         rng = np.random.default_rng(seed)
-        sample = matrix[np.sort(rng.choice(n, size=min(n, 32 * self.nlist), replace=False))]
+        sample = matrix[np.sort(rng.choice(n, size=min(n, 40 * self.nlist), replace=False))]
         self.index.train(np.ascontiguousarray(sample))
         self.index.add_with_ids(np.ascontiguousarray(matrix), ids)
         self.index.nprobe = min(nprobe, self.nlist)
