@@ -18,13 +18,11 @@ everything. Search runs on the in-memory ``MatrixIndex``; every call holds one l
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from app.knowledge import segments
-from app.knowledge.errors import CollectionNotFound, InvalidDocument, InvalidVectors
+from app.knowledge.errors import CollectionNotFound, InvalidVectors
 from app.knowledge.matrix import MatrixIndex
 from app.knowledge.vectors import (
     CollectionInfo,
@@ -42,12 +40,11 @@ from app.knowledge.vectors import (
     Vector,
     as_query,
     check_name,
+    check_pinning,
     check_top_k,
     matches,
     stack_checked,
 )
-
-log = logging.getLogger(__name__)
 
 # Collections above this many chunks are searched through the IVF index (docs/knowledge-bases.md).
 DEFAULT_ANN_MIN_CHUNKS = 200_000
@@ -100,32 +97,18 @@ class LocalVectorStore:
         with self._lock:
             existing = self._collections.get(name)
             if existing is not None:
-                info = existing.info
-                if (info.model, info.model_version, info.dimension) != (
-                    model,
-                    model_version,
-                    dimension,
-                ):
-                    raise InvalidDocument(
-                        f"collection {name!r} exists, pinned to {info.model} "
-                        f"{info.model_version} ({info.dimension}-d)",
-                        param="name",
-                    )
+                check_pinning(existing.info, model, model_version, dimension)
                 return
-            with _transaction(self._db):
+            with segments.transaction(self._db):
                 self._db.execute(
                     "INSERT INTO collections (name, model, model_version, dimension) "
                     "VALUES (?, ?, ?, ?)",
                     (name, model, model_version, dimension),
                 )
             (self.root / name).mkdir(exist_ok=True)
-            self._collections[name] = _Collection(
-                CollectionInfo(name, model, model_version, dimension),
-                MatrixIndex(dimension, self.ann_min_chunks, self.nprobe),
-                {},
-                {},
-                1,
-            )
+            info = CollectionInfo(name, model, model_version, dimension)
+            index = MatrixIndex(dimension, self.ann_min_chunks, self.nprobe)
+            self._collections[name] = _Collection(info, index, {}, {}, 1)
 
     def get_collection(self, name: str) -> CollectionInfo:
         with self._lock:
@@ -143,7 +126,7 @@ class LocalVectorStore:
         with self._lock:
             if self._collections.pop(name, None) is None:
                 return False
-            with _transaction(self._db):
+            with segments.transaction(self._db):
                 self._db.execute("DELETE FROM chunks WHERE collection = ?", (name,))
                 self._db.execute("DELETE FROM collections WHERE name = ?", (name,))
             shutil.rmtree(self.root / name, ignore_errors=True)
@@ -167,7 +150,7 @@ class LocalVectorStore:
             )
             replaced: list[int] = []
             try:
-                with _transaction(self._db):
+                with segments.transaction(self._db):
                     row = 0
                     for document, texts in zip(documents, payloads, strict=True):
                         replaced.extend(collection.documents.get(document.document_id, []))
@@ -199,7 +182,7 @@ class LocalVectorStore:
             row_ids = collection.documents.get(document_id)
             if not row_ids:
                 return False
-            with _transaction(self._db):
+            with segments.transaction(self._db):
                 self._db.execute(
                     "DELETE FROM chunks WHERE collection = ? AND document_id = ?",
                     (name, document_id),
@@ -315,15 +298,3 @@ class LocalVectorStore:
         collection.next_row = int(loaded.ids.max()) + 1 if len(loaded.ids) else 1
         collection.stored = loaded.stored
         return collection
-
-
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT on an autocommit connection; ROLLBACK on any error."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")

@@ -31,6 +31,7 @@ from app.knowledge.vectors import (
     Vector,
     as_query,
     check_name,
+    check_pinning,
     check_top_k,
     stack_checked,
 )
@@ -92,16 +93,7 @@ class QdrantVectorStore:
         except CollectionNotFound:
             pass
         else:
-            if (info.model, info.model_version, info.dimension) != (
-                model,
-                model_version,
-                dimension,
-            ):
-                raise InvalidDocument(
-                    f"collection {name!r} exists, pinned to {info.model} {info.model_version} "
-                    f"({info.dimension}-d)",
-                    param="name",
-                )
+            check_pinning(info, model, model_version, dimension)
             return
         if not self.client.collection_exists(name):
             self.client.create_collection(

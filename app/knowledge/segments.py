@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,18 @@ class Loaded:
     vectors: Vector
     rows: list[tuple[int, str, str, str]]  # row_id, document_id, chunk_id, metadata JSON
     stored: int  # vectors in the segment files, live or dead
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT on an autocommit connection; ROLLBACK on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def create_schema(db: sqlite3.Connection) -> None:
@@ -120,16 +133,16 @@ def compact(db: sqlite3.Connection, directory: Path, collection: str, index: Mat
     it in one transaction, then delete the old segments."""
     segment = f"seg-{uuid.uuid4().hex}.npy"
     write_atomic(directory / segment, index.matrix)
-    updates = [(segment, offset, collection, row_id) for offset, row_id in enumerate(index.ids)]
+    updates = [
+        (segment, offset, collection, row_id) for offset, row_id in enumerate(index.ids.tolist())
+    ]
     try:
-        db.execute("BEGIN IMMEDIATE")
-        db.executemany(
-            "UPDATE chunks SET segment = ?, offset = ? WHERE collection = ? AND row_id = ?",
-            [(s, o, c, int(r)) for s, o, c, r in updates],
-        )
-        db.execute("COMMIT")
+        with transaction(db):
+            db.executemany(
+                "UPDATE chunks SET segment = ?, offset = ? WHERE collection = ? AND row_id = ?",
+                updates,
+            )
     except BaseException:
-        db.execute("ROLLBACK")
         (directory / segment).unlink(missing_ok=True)
         raise
     for path in directory.iterdir():

@@ -110,6 +110,16 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_pinning(info: CollectionInfo, model: str, model_version: str, dimension: int) -> None:
+    """Refuse to re-create an existing collection with another pinning."""
+    if (info.model, info.model_version, info.dimension) != (model, model_version, dimension):
+        raise InvalidDocument(
+            f"collection {info.name!r} exists, pinned to {info.model} {info.model_version} "
+            f"({info.dimension}-d)",
+            param="name",
+        )
+
+
 def check_top_k(top_k: int) -> int:
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
         raise InvalidDocument(f"top_k must be an integer from 1 to {MAX_TOP_K}", param="top_k")

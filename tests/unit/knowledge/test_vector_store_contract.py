@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.knowledge import open_vector_store
 from app.knowledge.errors import CollectionNotFound, InvalidDocument, InvalidVectors
 from app.knowledge.local import LocalVectorStore
 from app.knowledge.qdrant import QdrantVectorStore
@@ -175,3 +176,16 @@ def test_persistence_across_reopen(make_store: Callable[[], VectorStore]) -> Non
     again = make_store()
     assert again.get_collection("kb1").count == 1
     assert again.search("kb1", unit(1), top_k=5) == before
+
+
+def test_the_url_setting_picks_the_store(tmp_path: Path) -> None:
+    local = open_vector_store(None, tmp_path)
+    assert isinstance(local, LocalVectorStore)
+    assert local.root == tmp_path / "vectors"
+    memory = open_vector_store(":memory:", tmp_path)
+    assert isinstance(memory, QdrantVectorStore)
+    memory.create_collection("kb1", "embedding", "3", DIM)
+    memory.upsert("kb1", [document("a", [unit(1)])])
+    assert [h.document_id for h in memory.search("kb1", unit(1), 1)] == ["a"]
+    for store in (local, memory):
+        store.close()
