@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from app.errors import ModelNotFound
@@ -180,3 +182,30 @@ def test_a_new_embedding_version_asks_for_a_reindex(
     assert service.store.get_collection(reindexed.collection).model_version == "2"
     assert service.search(kb.id, "shop close sundays", ALICE)[0].document_id == "hours"
     assert service.index_status(kb.id, ALICE).reindex_needed is False
+
+
+def test_an_embedder_failing_midway_writes_nothing(
+    service: KnowledgeBaseService, models: Models
+) -> None:
+    kb = service.create("support", ALICE)
+    service.add_documents(kb.id, DOCS[:1], ALICE)
+    before = service.get(kb.id, ALICE)
+
+    class FailsOnSecondBatch(HashingEmbedder):
+        def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+            if self.calls:
+                raise RuntimeError("engine went away")
+            return super().embed(texts)
+
+    models.versions["1"] = FailsOnSecondBatch(version="1")
+    many = [DocumentIn(f"d{i}", f"Document {i} about topic {i}.") for i in range(10)]
+    small_batches = IngestLimits(embed_batch=3)
+    service.limits = small_batches
+    with pytest.raises(RuntimeError, match="went away"):
+        service.add_documents(kb.id, [*many, DocumentIn("warranty", "Replaced text.")], ALICE)
+    after = service.get(kb.id, ALICE)
+    assert (after.documents, after.chunks) == (before.documents, before.chunks)
+    assert service.store.count(kb.collection) == before.chunks
+    models.versions["1"] = HashingEmbedder(version="1")
+    hits = service.search(kb.id, "two year warranty", ALICE)
+    assert hits[0].text.startswith("Every product has a two year warranty.")
