@@ -6,6 +6,8 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from app.cluster.promotions import PromotionNudge
+from app.cluster.redis_link import RedisLink
 from app.config import Settings
 from app.jobs.service import JobService
 from app.metrics import Metrics
@@ -17,7 +19,8 @@ from app.runtime.layout import Layout, plan
 from app.runtime.session import CUDA, SessionOptions
 from app.runtime.variants import expected_provider
 from app.serving.classifier import Classifier
-from app.serving.conversations import ConversationLimits, ConversationStore
+from app.serving.conversations import ConversationLimits, Conversations, ConversationStore
+from app.serving.conversations_redis import RedisConversations
 from app.serving.responder import ReplyPolicy, Responder
 
 log = logging.getLogger(__name__)
@@ -56,20 +59,33 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
-def build_responder(
-    settings: Settings, registry: ModelRegistry, classifier: Classifier, metrics: Metrics
-) -> Responder:
-    conversations = ConversationStore(
-        ConversationLimits(
-            max_turns=settings.conversation_max_turns,
-            ttl_s=settings.conversation_ttl_s,
-            max_bytes=settings.conversation_max_bytes,
-            max_conversations=settings.conversation_max_count,
-        )
+def build_conversations(
+    settings: Settings, metrics: Metrics, redis: RedisLink | None = None
+) -> Conversations:
+    """Kept conversations: in the shared Redis when there is one, else in this process."""
+    limits = ConversationLimits(
+        max_turns=settings.conversation_max_turns,
+        ttl_s=settings.conversation_ttl_s,
+        max_bytes=settings.conversation_max_bytes,
+        max_conversations=settings.conversation_max_count,
     )
+    if redis is not None:
+        return RedisConversations(redis, limits)
+    store = ConversationStore(limits)
     # Read at scrape time: the store needs no reference to the metrics.
-    metrics.conversations.set_function(lambda: conversations.size)
-    metrics.conversation_bytes.set_function(lambda: conversations.bytes)
+    metrics.conversations.set_function(lambda: store.size)
+    metrics.conversation_bytes.set_function(lambda: store.bytes)
+    return store
+
+
+def build_responder(
+    settings: Settings,
+    registry: ModelRegistry,
+    classifier: Classifier,
+    metrics: Metrics,
+    redis: RedisLink | None = None,
+) -> Responder:
+    conversations = build_conversations(settings, metrics, redis)
     policy = ReplyPolicy(
         default_model=settings.reply_model,
         low_confidence=settings.reply_low_confidence,
@@ -94,10 +110,16 @@ class Services:
     jobs: JobService
     responder: Responder
     draining: bool = False
+    # The Redis replicas share (TEXTSERVE_REDIS_URL), and the promotion nudge over it.
+    redis: RedisLink | None = None
+    nudge: PromotionNudge | None = None
     _loader: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings) -> Services:
+    def build(cls, settings: Settings, redis: RedisLink | None = None) -> Services:
+        """Every part from settings; ``redis``: the link the guard's limits use too."""
+        if redis is None:
+            redis = RedisLink.from_settings(settings)
         metrics = Metrics()
         store = ModelStore(settings.model_store)
         registry = ModelRegistry(
@@ -110,8 +132,23 @@ class Services:
         )
         jobs = JobService.build(settings, store, registry, metrics)
         classifier = Classifier(registry, metrics)
-        responder = build_responder(settings, registry, classifier, metrics)
-        return cls(settings, metrics, store, registry, classifier, jobs=jobs, responder=responder)
+        responder = build_responder(settings, registry, classifier, metrics, redis)
+        nudge = None
+        if redis is not None:
+            metrics.watch_redis(redis.stats)
+            nudge = PromotionNudge(redis, lambda name: registry.sync([name]))
+            registry.promotion_listeners.append(nudge.published)
+        return cls(
+            settings,
+            metrics,
+            store,
+            registry,
+            classifier,
+            jobs=jobs,
+            responder=responder,
+            redis=redis,
+            nudge=nudge,
+        )
 
     def start(self) -> None:
         """Load models in the background so /healthz answers while they load."""
@@ -127,6 +164,8 @@ class Services:
             log.error("not ready: %s", state.reason)
         # Follow the store's active pointers from now on (promotions made by any replica).
         self.registry.watch(self.settings.watch_interval_s)
+        if self.nudge is not None:  # and hear of them at once where Redis tells us
+            self.nudge.start()
 
     def wait_loaded(self, timeout_s: float | None = None) -> None:
         if self._loader is not None:
@@ -137,4 +176,11 @@ class Services:
         self.draining = True
         self.wait_loaded(self.settings.drain_timeout_s)
         self.jobs.stop()
+        if self.nudge is not None:
+            self.nudge.stop()
         self.registry.close(self.settings.drain_timeout_s)
+
+    async def aclose(self) -> None:
+        """Close what needs the event loop: the Redis connection pool."""
+        if self.redis is not None:
+            await self.redis.aclose()
