@@ -10,7 +10,7 @@ PORT ?= 8000
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install install-dev run serve bootstrap test test-fast lint check-deploy docs docs-build bench clean
+.PHONY: install install-dev run serve bootstrap test test-fast test-services lint check-deploy docs docs-build bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,13 @@ run: install
 bootstrap: install
 	$(BIN)/textserve bootstrap
 
-## Install what the tests need, lint, build the manual, and run the whole suite.
-test: install-dev lint check-deploy docs-build
+## Install what the tests need, lint, build the manual, and run the whole suite (tests/cluster
+## included: two replicas sharing a real redis-server, which scripts/install-test-services.sh installs).
+test: install-dev lint check-deploy docs-build test-services
 	$(BIN)/python -m pytest tests -q --ignore=tests/deploy
+
+test-services:
+	bash scripts/install-test-services.sh
 
 test-fast: install-dev
 	$(BIN)/python -m pytest tests/unit -q

@@ -122,3 +122,16 @@ class RateLimited(TextserveError):
     def __init__(self, message: str, headers: dict[str, str]) -> None:
         super().__init__(message)
         self.headers = headers
+
+
+class SharedStateUnavailable(TextserveError):
+    """The state replicas share (Redis) cannot be reached; callers fall back where they can."""
+
+    code = "shared_state_unavailable"
+
+
+class ConversationNotFound(TextserveError):
+    """No kept conversation with that id for this API key (or it expired)."""
+
+    code = "conversation_not_found"
+    param = "conversation_id"

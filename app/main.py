@@ -18,8 +18,19 @@ from app.api.auth import AUTH_ERRORS, ScopeCheck, require_scope
 from app.api.errors import install_error_handlers
 from app.api.lean import LeanEndpoint
 from app.api.middleware import BodyLimitMiddleware, JsonDepthMiddleware, ObserveMiddleware
-from app.api.routes import admin, chat, classify, health, metrics, models, monitor, reply
+from app.api.routes import (
+    admin,
+    chat,
+    classify,
+    conversations,
+    health,
+    metrics,
+    models,
+    monitor,
+    reply,
+)
 from app.api.schemas import ClassifyRequest
+from app.cluster.redis_link import RedisLink
 from app.config import Settings
 from app.logs import configure_logging
 from app.security import Guard
@@ -31,9 +42,12 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service. Nothing is read from the environment after this call."""
     settings = settings or Settings()
+    # The shared Redis, if any (connects on first use): the guard's limits and the
+    # services' conversations and promotion nudges share its connection pool and health.
+    redis = RedisLink.from_settings(settings)
     # First: a service told to require keys must not build anything without them.
-    guard = Guard.build(settings)
-    services = Services.build(settings)
+    guard = Guard.build(settings, redis)
+    services = Services.build(settings, redis)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             # Uvicorn has already finished in-flight requests by now; drain the queues.
             services.stop()
+            await services.aclose()
             # Buffered log lines (app/logs.py) reach stderr before the process exits.
             for handler in logging.getLogger().handlers:
                 handler.flush()
@@ -78,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(require_scope("metrics"))] if settings.metrics_require_key else [],
         responses=AUTH_ERRORS if settings.metrics_require_key else None,
     )
-    for router in (classify.router, reply.router, chat.router, monitor.router):
+    for router in (classify.router, reply.router, chat.router, monitor.router, conversations.router):
         app.include_router(router, dependencies=infer, responses=AUTH_ERRORS)
     # Reading the model list is for any caller; changing it (model_admin) is for admins.
     app.include_router(

@@ -6,6 +6,7 @@ Each app builds its own ``CollectorRegistry`` so several apps (tests, workers) n
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -15,10 +16,13 @@ from prometheus_client import (
     Info,
     disable_created_metrics,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app.gpu import register_gpu_metrics
+
+if TYPE_CHECKING:
+    from app.cluster.redis_link import RedisStats
 
 # `_created` series double the exposition for no dashboard use.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -206,6 +210,42 @@ class Metrics:
         # textserve_finetune_jobs_total, which the client library's name check would refuse,
         # and reading the store keeps the figure right across restarts and replicas.
         self.registry.register(_JobStateCollector(counts))
+
+    def watch_redis(self, stats: Callable[[], RedisStats]) -> None:
+        """Export ``textserve_redis_*`` (up, errors, fallbacks), read from the link at scrape
+        time (docs/scale-out.md)."""
+        self.registry.register(_RedisCollector(stats))
+
+
+class _RedisCollector(Collector):
+    def __init__(self, stats: Callable[[], RedisStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        up = GaugeMetricFamily(
+            "textserve_redis_up",
+            "1 while the shared Redis answers; 0 from a failed call until one succeeds.",
+        )
+        up.add_metric((), 1 if stats.up else 0)
+        yield up
+        errors = CounterMetricFamily(
+            "textserve_redis_errors",
+            "Redis calls that failed, by use (rate_limits, conversations, promotions, ping).",
+            labels=("use",),
+        )
+        for use, n in stats.errors.items():
+            errors.add_metric((use,), n)
+        yield errors
+        fallbacks = CounterMetricFamily(
+            "textserve_redis_fallbacks",
+            "Requests served without Redis, by use and how: conversations answered stateless; "
+            "rate limits charged locally, let through (open) or refused (closed).",
+            labels=("use", "mode"),
+        )
+        for (use, mode), n in stats.fallbacks.items():
+            fallbacks.add_metric((use, mode), n)
+        yield fallbacks
 
 
 class _JobStateCollector(Collector):

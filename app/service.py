@@ -6,6 +6,8 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from app.cluster.promotions import PromotionNudge
+from app.cluster.redis_link import RedisLink
 from app.config import Settings
 from app.jobs.service import JobService
 from app.metrics import Metrics
@@ -20,6 +22,8 @@ from app.serving.classifier import Classifier
 from app.serving.conversations import ConversationLimits, ConversationStore
 from app.serving.monitor import OpinionMonitor, StreamGate
 from app.serving.opinion import OpinionService
+from app.serving.conversations import ConversationLimits, Conversations, ConversationStore
+from app.serving.conversations_redis import RedisConversations
 from app.serving.responder import ReplyPolicy, Responder
 
 log = logging.getLogger(__name__)
@@ -58,20 +62,33 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
-def build_responder(
-    settings: Settings, registry: ModelRegistry, classifier: Classifier, metrics: Metrics
-) -> Responder:
-    conversations = ConversationStore(
-        ConversationLimits(
-            max_turns=settings.conversation_max_turns,
-            ttl_s=settings.conversation_ttl_s,
-            max_bytes=settings.conversation_max_bytes,
-            max_conversations=settings.conversation_max_count,
-        )
+def build_conversations(
+    settings: Settings, metrics: Metrics, redis: RedisLink | None = None
+) -> Conversations:
+    """Kept conversations: in the shared Redis when there is one, else in this process."""
+    limits = ConversationLimits(
+        max_turns=settings.conversation_max_turns,
+        ttl_s=settings.conversation_ttl_s,
+        max_bytes=settings.conversation_max_bytes,
+        max_conversations=settings.conversation_max_count,
     )
+    if redis is not None:
+        return RedisConversations(redis, limits)
+    store = ConversationStore(limits)
     # Read at scrape time: the store needs no reference to the metrics.
-    metrics.conversations.set_function(lambda: conversations.size)
-    metrics.conversation_bytes.set_function(lambda: conversations.bytes)
+    metrics.conversations.set_function(lambda: store.size)
+    metrics.conversation_bytes.set_function(lambda: store.bytes)
+    return store
+
+
+def build_responder(
+    settings: Settings,
+    registry: ModelRegistry,
+    classifier: Classifier,
+    metrics: Metrics,
+    redis: RedisLink | None = None,
+) -> Responder:
+    conversations = build_conversations(settings, metrics, redis)
     policy = ReplyPolicy(
         default_model=settings.reply_model,
         low_confidence=settings.reply_low_confidence,
@@ -107,10 +124,16 @@ class Services:
     responder: Responder
     opinion: OpinionService
     draining: bool = False
+    # The Redis replicas share (TEXTSERVE_REDIS_URL), and the promotion nudge over it.
+    redis: RedisLink | None = None
+    nudge: PromotionNudge | None = None
     _loader: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings) -> Services:
+    def build(cls, settings: Settings, redis: RedisLink | None = None) -> Services:
+        """Every part from settings; ``redis``: the link the guard's limits use too."""
+        if redis is None:
+            redis = RedisLink.from_settings(settings)
         metrics = Metrics()
         store = ModelStore(settings.model_store)
         registry = ModelRegistry(
@@ -123,8 +146,13 @@ class Services:
         )
         jobs = JobService.build(settings, store, registry, metrics)
         classifier = Classifier(registry, metrics)
-        responder = build_responder(settings, registry, classifier, metrics)
+        responder = build_responder(settings, registry, classifier, metrics, redis)
         opinion = build_opinion(settings, registry, classifier, metrics)
+        nudge = None
+        if redis is not None:
+            metrics.watch_redis(redis.stats)
+            nudge = PromotionNudge(redis, lambda name: registry.sync([name]))
+            registry.promotion_listeners.append(nudge.published)
         return cls(
             settings,
             metrics,
@@ -134,6 +162,8 @@ class Services:
             jobs=jobs,
             responder=responder,
             opinion=opinion,
+            redis=redis,
+            nudge=nudge,
         )
 
     def start(self) -> None:
@@ -150,6 +180,8 @@ class Services:
             log.error("not ready: %s", state.reason)
         # Follow the store's active pointers from now on (promotions made by any replica).
         self.registry.watch(self.settings.watch_interval_s)
+        if self.nudge is not None:  # and hear of them at once where Redis tells us
+            self.nudge.start()
 
     def wait_loaded(self, timeout_s: float | None = None) -> None:
         if self._loader is not None:
@@ -160,4 +192,11 @@ class Services:
         self.draining = True
         self.wait_loaded(self.settings.drain_timeout_s)
         self.jobs.stop()
+        if self.nudge is not None:
+            self.nudge.stop()
         self.registry.close(self.settings.drain_timeout_s)
+
+    async def aclose(self) -> None:
+        """Close what needs the event loop: the Redis connection pool."""
+        if self.redis is not None:
+            await self.redis.aclose()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.registry.store import ModelStore
+from tests.support.redis_server import RedisServer
 from tests.support.tiny_model import publish_tiny_classifier
 
 
@@ -52,3 +54,13 @@ def trained_reply_store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
     build_default_reply_model(store)
     publish_tiny_classifier(store, "sentiment")
     return store
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of its own for the test, on a free loopback port; stopped after."""
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()

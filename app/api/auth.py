@@ -60,7 +60,7 @@ def require_scope(*scopes: str) -> Callable[..., Awaitable[None]]:
         texts = await count_texts(request) if guard.limiter.counts_texts(scope) else 1
         # The key's name, not its secret, is what logs and the access log may show.
         request.state.api_key = key.name
-        decision = guard.limit(key, scope, texts)
+        decision = await guard.limit(key, scope, texts)
         if decision is not None:
             # Left in the request state for ObserveMiddleware, which adds the headers to
             # whatever answer follows (a 200, a validation error, a queue-full 429): the client
@@ -91,13 +91,13 @@ class ScopeCheck:
         scope.setdefault("state", {})["api_key"] = key.name
         return key, charged
 
-    def charge(
+    async def charge(
         self, scope: MutableMapping[str, Any], who: tuple[ApiKey, str] | None, texts: int
     ) -> None:
         if who is None:
             return
         key, charged = who
-        decision = self.guard.limit(
+        decision = await self.guard.limit(
             key, charged, texts if self.guard.limiter.counts_texts(charged) else 1
         )
         if decision is not None:

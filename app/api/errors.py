@@ -34,6 +34,8 @@ STATUS: dict[type[errors.TextserveError], int] = {
     errors.Unauthorized: 401,
     errors.Forbidden: 403,
     errors.RateLimited: 429,
+    errors.SharedStateUnavailable: 503,
+    errors.ConversationNotFound: 404,
     InvalidDataset: 422,
     BaseModelUnavailable: 422,
 }

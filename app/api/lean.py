@@ -111,9 +111,9 @@ class LeanEndpoint:
             # Charged like the FastAPI route: a body that is JSON counts, one that is not
             # never reaches the dependency that charges.
             if not any(e.get("type") == "json_invalid" for e in errors):
-                self.check.charge(scope, who, 1)
+                await self.check.charge(scope, who, 1)
             raise RequestValidationError(errors) from None
-        self.check.charge(scope, who, self.count_texts(body))
+        await self.check.charge(scope, who, self.count_texts(body))
         payload, headers = await unless_client_leaves(self.answer(self.services, body), receive)
         # The bytes the FastAPI route's json.dumps(separators=(",", ":"), ensure_ascii=False)
         # gives for these payloads, at a fraction of its CPU (a NaN score, which json writes

@@ -108,3 +108,6 @@ class HealthResponse(BaseModel):
     status: str
     reason: str | None = None
     models: dict[str, str] = Field(default_factory=dict)
+    redis: Literal["ok", "unavailable"] | None = Field(
+        None, description="With TEXTSERVE_REDIS_URL: whether the shared Redis answers."
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.errors import CorruptModel, ModelNotFound, ModelNotReady
@@ -65,6 +66,8 @@ class ModelRegistry:
         self._stop_watch = threading.Event()
         self._watcher: threading.Thread | None = None
         self.state = RegistryState()
+        # Called with (name, version) once a promotion moved the pointer (the Redis nudge).
+        self.promotion_listeners: list[Callable[[str, int], object]] = []
 
     # -- loading ---------------------------------------------------------------------------
     def served_names(self) -> list[str]:
@@ -173,6 +176,8 @@ class ModelRegistry:
                 self._failed.pop(name, None)
             manifest = self.store.set_active(name, version, reason=reason)
         self._refresh_state(served)
+        for listener in self.promotion_listeners:
+            listener(name, version)
         return manifest
 
     # -- following the store ---------------------------------------------------------------

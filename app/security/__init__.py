@@ -2,7 +2,7 @@
 
 from app.security.guard import Guard
 from app.security.keys import SCOPES, ApiKey, KeyRing, KeysError, load_keys
-from app.security.ratelimit import Decision, RateLimiter, TokenBucket
+from app.security.ratelimit import Decision, Limiter, RateLimiter, TokenBucket
 
 __all__ = [
     "SCOPES",
@@ -11,6 +11,7 @@ __all__ = [
     "Guard",
     "KeyRing",
     "KeysError",
+    "Limiter",
     "RateLimiter",
     "TokenBucket",
     "load_keys",

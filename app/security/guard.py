@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from app.cluster.redis_link import RedisLink
 from app.config import Settings
 from app.errors import Forbidden, RateLimited, Unauthorized
 from app.security.keys import ApiKey, KeyRing, KeysError, load_keys
-from app.security.ratelimit import Decision, RateLimiter
+from app.security.ratelimit import Decision, Limiter, RateLimiter, Rates
+from app.security.ratelimit_redis import RedisRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -18,10 +20,11 @@ class Guard:
     """Keys and rate limits of one app instance, built once from settings."""
 
     keys: KeyRing
-    limiter: RateLimiter
+    limiter: Limiter
 
     @classmethod
-    def build(cls, settings: Settings) -> Guard:
+    def build(cls, settings: Settings, redis: RedisLink | None = None) -> Guard:
+        """Keys from settings; rate limits in ``redis`` when given, else in this process."""
         inline = settings.api_keys.get_secret_value() if settings.api_keys else None
         keys = load_keys(settings.api_keys_file, inline)
         if keys.open and settings.require_api_keys:
@@ -29,9 +32,16 @@ class Guard:
                 "require_api_keys is set but no API keys are configured "
                 "(TEXTSERVE_API_KEYS_FILE or TEXTSERVE_API_KEYS)"
             )
-        limiter = RateLimiter(
-            settings.rate_limit_requests, settings.rate_limit_texts, settings.rate_limit_burst_s
-        )
+        limiter: Limiter
+        if redis is None:
+            limiter = RateLimiter(
+                settings.rate_limit_requests, settings.rate_limit_texts, settings.rate_limit_burst_s
+            )
+        else:
+            rates = Rates(
+                settings.rate_limit_requests, settings.rate_limit_texts, settings.rate_limit_burst_s
+            )
+            limiter = RedisRateLimiter(redis, rates, settings.redis_rate_limit_fail)
         return cls(keys, limiter)
 
     def announce(self) -> None:
@@ -61,13 +71,13 @@ class Guard:
                 return scope
         raise Forbidden(f"API key {key.name!r} lacks the scope {' or '.join(scopes)!r}")
 
-    def limit(self, key: ApiKey, scope: str, texts: int) -> Decision | None:
+    async def limit(self, key: ApiKey, scope: str, texts: int) -> Decision | None:
         """Charge the request to the key's buckets; ``RateLimited`` when they are empty.
 
         Returns the granted decision (``None`` when the scope has no limits), whose headers
         the answer carries too.
         """
-        decision = self.limiter.check(key.name, scope, texts)
+        decision = await self.limiter.acquire(key.name, scope, texts)
         if decision is not None and not decision.allowed:
             headers = decision.headers()
             # The wait the message gives is the Retry-After the client reads (whole seconds).

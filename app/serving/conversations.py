@@ -1,6 +1,11 @@
 """Server-kept conversation context: the last turns per conversation id, bounded three ways;
 and what makes a message a follow-up that needs that context.
 
+``Conversations`` is the interface the responder and the conversations API use;
+``ConversationStore`` (here) keeps the turns in this process's memory, the embedded default;
+``RedisConversations`` (app/serving/conversations_redis.py) keeps them in the Redis the
+replicas share. Both run the same contract tests (tests/contract/test_conversations.py).
+
 * turns per conversation (``max_turns``): older turns fall off the front;
 * age (``ttl_s``): turns older than this are forgotten, and so is a conversation with none left;
 * memory (``max_bytes`` over all conversations, plus ``max_conversations``): the least
@@ -14,13 +19,14 @@ conversation, which is what makes the bound meaningful without measuring Python 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 Role = Literal["user", "assistant", "system"]
 
@@ -37,16 +43,26 @@ FOLLOW_UP_MAX_WORDS = 8
 # in the deque); a conversation (its dict entry and key, its object, and its deque, which
 # allocates a block of 64 slots at once). Measured with tracemalloc on 5,000 conversations of
 # 2 and of 6 turns (CPython 3.11): 115 bytes a turn, about 1,000 a conversation; at 400 the
-# estimate was half the real size for short conversations.
-TURN_OVERHEAD_BYTES = 120
+# estimate was half the real size for short conversations. The four fields a reply's turns
+# carry since (intent, confidence, handoff, handoff_reason) add a slot each (8 bytes) and a
+# float (24): the intent and reason strings are the bank's own objects, shared by all turns.
+TURN_OVERHEAD_BYTES = 176
 CONVERSATION_OVERHEAD_BYTES = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class Turn:
+    """One message of a conversation. Turns a reply records carry what the model made of
+    it: the intent and confidence (on both turns of an exchange) and, on the assistant's
+    turn, whether it handed the customer to a person and why. ``None`` elsewhere."""
+
     role: Role
     content: str
-    at: float = 0.0  # clock time the turn was recorded; 0 for turns a client sent
+    at: float = 0.0  # Unix time the turn was recorded; 0 for turns a client sent
+    intent: str | None = None
+    confidence: float | None = None
+    handoff: bool | None = None
+    handoff_reason: str | None = None
 
     @property
     def size(self) -> int:
@@ -68,12 +84,36 @@ class _Conversation:
     last_at: float = 0.0
 
 
-class ConversationStore:
-    """Thread-safe memory of recent turns, keyed by the caller's conversation id."""
+class Conversations(Protocol):
+    """Where kept conversations live. Ids are the store's keys (``conversation_key``); a
+    store that cannot be reached raises ``SharedStateUnavailable``."""
 
-    def __init__(
-        self, limits: ConversationLimits, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    async def read(self, conversation_id: str) -> list[Turn]:
+        """The conversation's unexpired turns, oldest first (empty if unknown)."""
+        ...
+
+    async def add(self, conversation_id: str, *turns: Turn) -> None:
+        """Record turns, stamped now, within the bounds."""
+        ...
+
+    async def delete(self, conversation_id: str) -> bool:
+        """Forget the conversation; whether there was one."""
+        ...
+
+
+def conversation_key(owner: str | None, conversation_id: str) -> str:
+    """The store's key for a conversation: the id within its owner's namespace (the API
+    key's name), so the same id sent with another key is another conversation. The unit
+    separator cannot occur in a conversation id (CONVERSATION_ID_PATTERN) or a key name."""
+    return conversation_id if owner is None else f"{owner}\x1f{conversation_id}"
+
+
+class ConversationStore:
+    """Thread-safe memory of recent turns, keyed by the caller's conversation id.
+
+    The clock is wall time: turns report when they were said (``at``) to readers."""
+
+    def __init__(self, limits: ConversationLimits, clock: Callable[[], float] = time.time) -> None:
         self.limits = limits
         self._clock = clock
         self._lock = threading.Lock()
@@ -122,7 +162,7 @@ class ConversationStore:
             self._items.move_to_end(conversation_id)
             conversation.last_at = now
             for turn in turns:
-                stamped = Turn(turn.role, turn.content, now)
+                stamped = dataclasses.replace(turn, at=now)
                 conversation.turns.append(stamped)
                 conversation.size += stamped.size
                 self._bytes += stamped.size
@@ -139,10 +179,26 @@ class ConversationStore:
             ):
                 self._remove(next(iter(self._items)))
 
-    def forget(self, conversation_id: str) -> None:
+    def forget(self, conversation_id: str) -> bool:
+        """Drop the conversation; whether it was held."""
         with self._lock:
             if conversation_id in self._items:
                 self._remove(conversation_id)
+                return True
+            return False
+
+    # -- the Conversations interface (nothing here waits: plain calls under the lock) -----
+    async def read(self, conversation_id: str) -> list[Turn]:
+        return self.turns(conversation_id)
+
+    async def add(self, conversation_id: str, *turns: Turn) -> None:
+        self.append(conversation_id, *turns)
+
+    async def delete(self, conversation_id: str) -> bool:
+        # Expired turns are not a conversation: as read() sees it.
+        found = bool(self.turns(conversation_id))
+        self.forget(conversation_id)
+        return found
 
     # -- under the lock ------------------------------------------------------------------
     def _expire(self, now: float) -> None:

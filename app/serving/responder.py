@@ -23,7 +23,13 @@ from typing import Literal
 import numpy as np
 from tokenizers import Tokenizer
 
-from app.errors import CorruptModel, ModelNotFound, ModelNotReady, TextserveError
+from app.errors import (
+    CorruptModel,
+    ModelNotFound,
+    ModelNotReady,
+    SharedStateUnavailable,
+    TextserveError,
+)
 from app.metrics import Metrics
 from app.registry.bank import (
     EMBEDDING_OUTPUT,
@@ -36,7 +42,7 @@ from app.registry.bank import (
 from app.registry.registry import ModelRegistry
 from app.runtime.engine import InferenceEngine
 from app.serving.classifier import Classifier, Timings
-from app.serving.conversations import ConversationStore, Turn, is_follow_up
+from app.serving.conversations import Conversations, Turn, conversation_key, is_follow_up
 from app.serving.ranking import ranked
 from app.serving.refs import ModelRef
 from app.serving.templates import choose
@@ -97,6 +103,9 @@ class Reply:
     timings: Timings
     max_length: int = field(repr=False, compare=False)
     counter: Tokenizer = field(repr=False, compare=False)  # the model's, untruncated
+    # The conversation store could not be reached: answered without the kept turns, and
+    # this exchange was not kept (the route says so in a header).
+    stateless: bool = False
 
     def usage(self) -> tuple[int, int]:
         """(prompt, completion) tokens as the model's tokenizer counts them: the inputs as
@@ -118,7 +127,7 @@ class Responder:
         self,
         registry: ModelRegistry,
         classifier: Classifier,
-        conversations: ConversationStore,
+        conversations: Conversations,
         metrics: Metrics,
         policy: ReplyPolicy,
     ) -> None:
@@ -150,12 +159,22 @@ class Responder:
         another key is another conversation, so no client reads or extends another's.
         """
         started = time.perf_counter()
-        kept = _kept_id(owner, conversation_id)
+        # Only server-kept conversations are read and extended: a client's history wins.
+        kept = None
+        if conversation_id is not None and history is None:
+            kept = conversation_key(owner, conversation_id)
         policy = self.policy
         engine = self._engine(model or ModelRef(policy.default_model))
         loaded = await self._load(engine)
         bank = loaded.bank
-        turns = history if history is not None else self._stored(kept)
+        stateless = False
+        turns: Sequence[Turn] = history or []
+        if kept is not None:
+            try:
+                turns = await self.conversations.read(kept)
+            except SharedStateUnavailable:
+                # Serving goes on without the context: a reply to the message alone.
+                stateless = True
         previous = next((t.content for t in reversed(turns) if t.role == "user"), None)
         texts = [message] if previous is None else [message, f"{previous} {message}"]
 
@@ -180,8 +199,20 @@ class Responder:
         self._predictions.labels(engine.name, version, intent).inc()
         if reason is not None:
             self._handoffs.labels(engine.name, version, reason).inc()
-        if kept is not None and history is None:
-            self.conversations.append(kept, Turn("user", message), Turn("assistant", text))
+        if kept is not None and not stateless:
+            said = Turn("user", message, intent=intent, confidence=confidence)
+            answered = Turn(
+                "assistant",
+                text,
+                intent=intent,
+                confidence=confidence,
+                handoff=reason is not None,
+                handoff_reason=reason,
+            )
+            try:
+                await self.conversations.add(kept, said, answered)
+            except SharedStateUnavailable:
+                stateless = True
         return Reply(
             reply=text,
             template=template.text,
@@ -207,6 +238,7 @@ class Responder:
             ),
             max_length=engine.manifest.max_seq_length,
             counter=loaded.counter,
+            stateless=stateless,
         )
 
     def _compose(
@@ -274,9 +306,6 @@ class Responder:
             )
         return engine
 
-    def _stored(self, conversation_id: str | None) -> list[Turn]:
-        return self.conversations.turns(conversation_id) if conversation_id else []
-
     async def _sentiment(self, message: str, timeout_s: float) -> Sentiment | None:
         """The sentiment model's view, or None when there is none (or it fails: a reply
         without sentiment beats no reply)."""
@@ -322,14 +351,6 @@ class Responder:
             self._banks[ref] = reading.result()
             while len(self._banks) > _CACHED_BANKS:
                 self._banks.popitem(last=False)
-
-
-def _kept_id(owner: str | None, conversation_id: str | None) -> str | None:
-    """The store's key for a conversation: the id within its owner's namespace. The unit
-    separator cannot occur in a conversation id (CONVERSATION_ID_PATTERN) or a key name."""
-    if conversation_id is None or owner is None:
-        return conversation_id
-    return f"{owner}\x1f{conversation_id}"
 
 
 def _read_bank(engine: InferenceEngine) -> _Loaded:

@@ -10,6 +10,7 @@ import pytest
 
 from app.registry.store import ModelStore
 from app.service import Services
+from app.serving.conversations import ConversationStore
 from tests.integration.conftest import gate_engine, run, running, settings_for
 from tests.support.tiny_model import publish_tiny_classifier
 from tests.support.tiny_reply_model import publish_tiny_reply_model
@@ -152,6 +153,8 @@ def test_conversation_memory_resolves_short_follow_ups(reply_store: ModelStore) 
         settings = settings_for(reply_store, conversation_max_turns=4)
         async with running(settings) as (client, app):
             services: Services = app.state.services
+            kept_turns = services.responder.conversations
+            assert isinstance(kept_turns, ConversationStore)  # the embedded default
             alone = await ask(client, message=follow_up)
             assert (alone["intent"], alone["context_used"]) == ("delivery_time", False)
             first = await ask(
@@ -164,12 +167,12 @@ def test_conversation_memory_resolves_short_follow_ups(reply_store: ModelStore) 
             # Another conversation does not see c-1's turns.
             body = await ask(client, message=follow_up, conversation_id="c-2")
             assert (body["intent"], body["context_used"]) == ("delivery_time", False)
-            turns = services.responder.conversations.turns("c-1")
+            turns = kept_turns.turns("c-1")
             assert [t.role for t in turns] == ["user", "assistant", "user", "assistant"]
             await ask(client, message="hello", conversation_id="c-1")
-            assert len(services.responder.conversations.turns("c-1")) == 4  # bounded
+            assert len(kept_turns.turns("c-1")) == 4  # bounded
             # Explicit history wins over the kept turns and is not stored.
-            kept = services.responder.conversations.bytes
+            kept = kept_turns.bytes
             body = await ask(
                 client,
                 message=follow_up,
@@ -177,8 +180,8 @@ def test_conversation_memory_resolves_short_follow_ups(reply_store: ModelStore) 
                 history=[{"role": "user", "content": "I want to return and send back my shoes"}],
             )
             assert (body["intent"], body["context_used"]) == ("return_item", True)
-            assert services.responder.conversations.turns("c-3") == []
-            assert services.responder.conversations.bytes == kept
+            assert kept_turns.turns("c-3") == []
+            assert kept_turns.bytes == kept
             assert "textserve_conversations 2.0" in (await client.get("/metrics")).text
 
     run(main)

@@ -157,6 +157,49 @@ def test_rate_limit_headers_are_on_every_charged_answer(tiny_store: ModelStore) 
     run(main)
 
 
+def test_a_granted_answer_reports_the_texts_bucket_too(tiny_store: ModelStore) -> None:
+    settings = settings_for(
+        tiny_store,
+        api_keys=KEYS,
+        # 5 requests and 50 texts, refilling too slowly for the test to see it.
+        rate_limit_requests={"infer": 0.005},
+        rate_limit_texts={"infer": 0.05},
+        rate_limit_burst_s=1000.0,
+    )
+
+    async def main() -> None:
+        async with running(settings) as (client, _):
+            key = {"X-API-Key": INFER}
+            body = {"texts": ["fine"] * 8, "task": "sentiment"}
+            r = await client.post("/classify", json=body, headers=key)
+            assert r.status_code == 200
+            # The unsuffixed headers keep describing the request bucket...
+            assert (r.headers["x-ratelimit-limit"], r.headers["x-ratelimit-remaining"]) == (
+                "5",
+                "4",
+            )
+            # ... and each bucket reports itself: the request's 8 texts are gone from 50.
+            assert r.headers["x-ratelimit-limit-requests"] == "5"
+            assert r.headers["x-ratelimit-remaining-requests"] == "4"
+            assert r.headers["x-ratelimit-limit-texts"] == "50"
+            assert r.headers["x-ratelimit-remaining-texts"] == "42"
+            # 8 texts at 0.05 a second: full again in 160 s.
+            assert 159 <= int(r.headers["x-ratelimit-reset-texts"]) <= 160
+            # Through FastAPI's router too (the lean path answered the first): /reply-less
+            # routes of the scope charge one text.
+            models = await client.get("/v1/models", headers=key)
+            assert models.headers["x-ratelimit-remaining-texts"] == "41"
+            # A refusal by the texts bucket names it in both forms.
+            many = {"texts": ["fine"] * 45, "task": "sentiment"}
+            refused = await client.post("/classify", json=many, headers=key)
+            assert refused.status_code == 429
+            assert refused.headers["x-ratelimit-limit"] == "50"
+            assert refused.headers["x-ratelimit-remaining-texts"] == "41"
+            assert refused.headers["x-ratelimit-remaining-requests"] == "3"
+
+    run(main)
+
+
 def test_no_rate_limit_headers_without_limits(tiny_store: ModelStore) -> None:
     async def main() -> None:
         body = {"text": "fine", "task": "sentiment"}

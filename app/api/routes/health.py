@@ -19,7 +19,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """200 once every active model is loaded and warmed; 503 with the reason before that."""
+    """200 once every active model is loaded and warmed; 503 with the reason before that.
+    With a shared Redis, ``redis`` says whether it answers (it does not make this 503)."""
     state = services.registry.state
     models = {n: e.ref for n, e in services.registry.active_engines().items()}
     if services.draining:
@@ -29,7 +30,10 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     else:
         status, reason, code = "ready", None, 200
     headers = {"Retry-After": str(services.settings.retry_after_s)} if code == 503 else None
-    body = {"status": status, "reason": reason, "models": models}
+    body: dict[str, object] = {"status": status, "reason": reason, "models": models}
+    if services.redis is not None:
+        # Reported, not a reason to be unready: serving goes on without it (docs/scale-out.md).
+        body["redis"] = "ok" if await services.redis.ping() else "unavailable"
     return JSONResponse(body, status_code=code, headers=headers)
 
 

@@ -19,6 +19,8 @@ from app.serving.responder import Reply
 from app.serving.text import is_blank
 
 router = APIRouter(tags=["inference"])
+# On a /reply with a conversation_id whose kept turns could not be read or written.
+CONVERSATION_STATE_HEADER = "X-Conversation-State"
 
 
 def check_message(settings: Settings, text: str, field: str) -> None:
@@ -85,5 +87,8 @@ async def reply(body: ReplyRequest, services: ServicesDep, request: Request) -> 
         "model": result.model,
         "version": result.version,
     }
+    headers = timing_headers(result.timings)
+    if result.stateless:  # the conversation store was unreachable (docs/scale-out.md)
+        headers[CONVERSATION_STATE_HEADER] = "stateless"
     # Built by hand rather than through response_model: skips a second validation pass.
-    return JSONResponse(payload, headers=timing_headers(result.timings))
+    return JSONResponse(payload, headers=headers)
