@@ -93,7 +93,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(require_scope("metrics"))] if settings.metrics_require_key else [],
         responses=AUTH_ERRORS if settings.metrics_require_key else None,
     )
-    for router in (classify.router, reply.router, chat.router, monitor.router, conversations.router):
+    for router in (
+        classify.router,
+        reply.router,
+        chat.router,
+        monitor.router,
+        conversations.router,
+    ):
         app.include_router(router, dependencies=infer, responses=AUTH_ERRORS)
     # Reading the model list is for any caller; changing it (model_admin) is for admins.
     app.include_router(

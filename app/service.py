@@ -19,11 +19,10 @@ from app.runtime.layout import Layout, plan
 from app.runtime.session import CUDA, SessionOptions
 from app.runtime.variants import expected_provider
 from app.serving.classifier import Classifier
-from app.serving.conversations import ConversationLimits, ConversationStore
-from app.serving.monitor import OpinionMonitor, StreamGate
-from app.serving.opinion import OpinionService
 from app.serving.conversations import ConversationLimits, Conversations, ConversationStore
 from app.serving.conversations_redis import RedisConversations
+from app.serving.monitor import OpinionMonitor, StreamGate
+from app.serving.opinion import OpinionService
 from app.serving.responder import ReplyPolicy, Responder
 
 log = logging.getLogger(__name__)
