@@ -1,18 +1,15 @@
-"""What a fine-tune must satisfy before it may run: the model's task, and files fit for it.
+"""Which task a fine-tune trains, decided once, and the guard that it still fits the model.
 
-Everything here reads only the model store and the file records (each upload was parsed
-once, when it came), so it is cheap enough to run when a job is created, which refuses a
-bad job before it is recorded, and again when its files are validated, which catches a job
-that went stale while it waited.
+A job's task is resolved when the job is created (``resolve_task``) and recorded on it.
+Later stages never decide it again; they only guard (``check_model_task``) that the model
+was not published as another task meanwhile, by another job or replica: once when the
+job's files are validated, before it is queued, and once in the worker, before it trains.
 """
 
 from __future__ import annotations
 
 from app.errors import Conflict
-from app.jobs.records import FileRecord
 from app.registry.store import ModelStore
-from app.training.errors import InvalidDataset
-from app.training.reply.rows import REQUIRED_COLUMNS, missing_roles
 
 DEFAULT_TASK = "classification"
 
@@ -22,14 +19,6 @@ class TaskMismatch(Conflict):
 
     code = "task_mismatch"
     param = "task"
-
-
-class UnfitFile(InvalidDataset):
-    """An uploaded file that cannot train this job; ``param`` names the request field."""
-
-    def __init__(self, message: str, param: str) -> None:
-        super().__init__(message)
-        self.param = param
 
 
 def model_task(store: ModelStore, name: str) -> str | None:
@@ -47,59 +36,23 @@ def model_task(store: ModelStore, name: str) -> str | None:
 
 
 def resolve_task(store: ModelStore, name: str, requested: str | None) -> str:
-    """The task a fine-tune of ``name`` trains: ``requested``, else the existing model's,
+    """The task a new fine-tune of ``name`` trains: ``requested``, else the existing model's,
     else classification. Raises ``TaskMismatch`` when ``requested`` is not the model's."""
     existing = model_task(store, name)
     if requested is None:
         return existing or DEFAULT_TASK
+    _refuse_mismatch(name, existing, requested)
+    return requested
+
+
+def check_model_task(store: ModelStore, name: str, task: str) -> None:
+    """Raise ``TaskMismatch`` if ``name`` is now published as another task than ``task``."""
+    _refuse_mismatch(name, model_task(store, name), task)
+
+
+def _refuse_mismatch(name: str, existing: str | None, requested: str) -> None:
     if existing is not None and existing != requested:
         raise TaskMismatch(
             f"model {name!r} is a {existing} model; a fine-tune of it trains {existing}, "
             f"not {requested} (omit task, or publish under another model name)"
         )
-    return requested
-
-
-def check_files(task: str, train: FileRecord, validation: FileRecord | None) -> None:
-    """Raise ``UnfitFile`` unless ``train`` (and ``validation``) can train ``task``."""
-    if task == "reply":
-        _check_reply_columns(train)
-    counts = train.label_counts
-    if len(counts) < 2:
-        needs = "a reply model needs two intents" if task == "reply" else "a classifier needs two"
-        raise UnfitFile(
-            f"training file {train.id} has {len(counts)} label(s) in column "
-            f"{train.label_column!r}; {needs}",
-            "training_file",
-        )
-    if validation is not None:
-        # Also what catches a validation file made for the other task: its labels (or
-        # intents) are not the training file's.
-        unknown = sorted(set(validation.label_counts) - set(counts))
-        if unknown:
-            raise UnfitFile(
-                f"validation file {validation.id} has labels the training file lacks: "
-                f"{unknown[:10]}",
-                "validation_file",
-            )
-    elif train.rows < 4:
-        raise UnfitFile(
-            f"training file {train.id} has too few rows to hold some out", "training_file"
-        )
-
-
-def _check_reply_columns(train: FileRecord) -> None:
-    # The reply trainer reads the upload as it came, by column names (app.training.reply.job).
-    missing = missing_roles(train.columns) if train.has_header else list(REQUIRED_COLUMNS)
-    if not missing:
-        return
-    wanted = "; ".join(
-        f"{role} (a column named one of {', '.join(REQUIRED_COLUMNS[role])})" for role in missing
-    )
-    found = f"columns {train.columns}" if train.has_header else "no header naming its columns"
-    raise UnfitFile(
-        f"training file {train.id} is not a reply data set: it needs utterance, intent and "
-        f"response columns (Bitext's instruction,intent,response); missing: {wanted}; "
-        f"the file has {found}",
-        "training_file",
-    )

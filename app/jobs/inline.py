@@ -12,12 +12,13 @@ from typing import Any
 
 from app.jobs.promotion import Decision, decide
 from app.jobs.records import Promote
-from app.jobs.spec import WorkerEvent, WorkerSpec
-from app.jobs.tasks import TrainContext, trainer_for
+from app.jobs.spec import WorkerEvent, WorkerSpec, report_to
 from app.registry.store import ModelStore
 from app.training.datasets import ParsedDataset, parse_dataset
 from app.training.errors import InvalidDataset
 from app.training.finetune import Hyperparameters
+from app.training.task import TaskContext
+from app.training.tasks import task_named
 
 
 @dataclass
@@ -50,7 +51,7 @@ def run_inline(
     emit: Callable[[WorkerEvent], None] = lambda _event: None,
 ) -> InlineResult:
     """Train, publish, compare and (by ``promote``) activate, reporting through ``emit``."""
-    trainer = trainer_for(task)
+    entry = task_named(task)
     with tempfile.TemporaryDirectory(prefix="textserve-finetune-") as work:
         spec = WorkerSpec(
             job_id=f"cli-{uuid.uuid4().hex[:12]}",
@@ -63,18 +64,18 @@ def run_inline(
             compare_with_active=promote == "if_better",
             job_meta={"job": "cli"},
         )
-        ctx = TrainContext(
+        ctx = TaskContext(
             spec,
             store,
             train.examples,
             validation.examples if validation is not None else None,
-            emit,
+            report_to(emit),
             lambda: False,
         )
-        result = trainer(ctx)
-    version = int(result["version"])
+        outcome = entry.run(ctx)
+    version = outcome["version"]
     active = store.active_version(model)
-    decision = decide(promote, active, result.get("comparison"))
+    decision = decide(promote, active, outcome.get("comparison"))
     if decision.promote:
         store.set_active(model, version, reason="fine-tune (cli)")
-    return InlineResult(version, result, decision)
+    return InlineResult(version, dict(outcome), decision)

@@ -6,11 +6,13 @@ local runner and the Ray runner produce exactly the same events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.training.data import Example
+from app.training.task import Report, ReportKind
 
 
 class WorkerSpec(BaseModel):
@@ -52,3 +54,12 @@ class WorkerEvent(BaseModel):
 
 def examples_from_rows(rows: list[tuple[str, str]]) -> list[Example]:
     return [Example(text=t, label=lab) for t, lab in rows]
+
+
+def report_to(emit: Callable[[WorkerEvent], None]) -> Report:
+    """A task's ``report`` that sends each report on as a ``WorkerEvent``."""
+
+    def report(kind: ReportKind, message: str, data: dict[str, Any]) -> None:
+        emit(WorkerEvent(type=kind, message=message, data=data))
+
+    return report

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import IO
 
 from app.errors import TextserveError
-from app.jobs.checks import resolve_task
-from app.jobs.spec import WorkerEvent, WorkerSpec, examples_from_rows
-from app.jobs.tasks import TrainContext, trainer_for
+from app.jobs.checks import check_model_task
+from app.jobs.spec import WorkerEvent, WorkerSpec, examples_from_rows, report_to
 from app.registry.store import ModelStore
 from app.training.data import Example, read_jsonl
 from app.training.errors import TrainingCancelled
+from app.training.task import TaskContext
+from app.training.tasks import task_named
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,12 @@ def execute(
         emit(WorkerEvent(type="stage", message="loading data", data={"stage": "loading data"}))
         train, validation = _load(spec)
         store = ModelStore(Path(spec.model_store))
-        # Checked when the job was created and validated; checked again here because a job
-        # queued meanwhile may have published this name as the other task.
-        resolve_task(store, spec.model, spec.task)
-        ctx = TrainContext(spec, store, train, validation, emit, should_stop)
-        result = trainer_for(spec.task)(ctx)
+        task = task_named(spec.task)
+        # The task was resolved when the job was created; a job that ran meanwhile may have
+        # published this name as another task, and two tasks must not share a model.
+        check_model_task(store, spec.model, spec.task)
+        ctx = TaskContext(spec, store, train, validation, report_to(emit), should_stop)
+        result = task.run(ctx)
     except TrainingCancelled as exc:
         emit(WorkerEvent(type="error", message=str(exc), data={"code": exc.code}))
         return EXIT_CANCELLED
@@ -67,7 +69,7 @@ def execute(
             )
         )
         return EXIT_FAILED
-    emit(WorkerEvent(type="result", message="published", data=result))
+    emit(WorkerEvent(type="result", message="published", data=dict(result)))
     return EXIT_OK
 
 

@@ -9,10 +9,10 @@ from typing import Protocol
 
 from app.registry.manifest import Manifest
 from app.registry.store import ModelStore
+from app.training.classification.pipeline import build_classifier
 from app.training.data import stratified_split
 from app.training.errors import InvalidRecipe
 from app.training.finetune import TrainProgress
-from app.training.pipeline import build_classifier
 from app.training.recipes import ClassificationRecipe, Recipe, list_recipes
 from app.training.reply import ReplyRecipe, is_reply_recipe
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from app.training.errors import InvalidDataset
 
+# Enough rows to catch a broken export, few enough to cost well under a second.
+PARITY_ROWS = 64
+
 
 @dataclass(frozen=True, slots=True)
 class Example:
@@ -97,3 +100,12 @@ def stratified_split(
     rng.shuffle(train)
     rng.shuffle(held_out)
     return train, held_out
+
+
+def parity_texts(examples: Sequence[Example]) -> list[str]:
+    """The texts an export's parity check compares on: up to ``PARITY_ROWS`` of ``examples``."""
+    texts = [e.text for e in examples[: PARITY_ROWS - 1]]
+    # One row longer than any max_length (512 tokens), so that truncation is compared too.
+    joined = " ".join(texts)
+    texts.append(" ".join([joined] * (1 + 4096 // max(1, len(joined)))))
+    return texts

@@ -39,3 +39,11 @@ class ParityError(TrainingError):
     """The exported ONNX model does not reproduce the trained model's outputs."""
 
     code = "parity_failed"
+
+
+class UnfitFile(InvalidDataset):
+    """An uploaded file that cannot train this job; ``param`` names the request field."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param

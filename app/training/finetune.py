@@ -1,18 +1,19 @@
-"""Fine-tune an encoder with a classification head: a plain, seeded torch loop."""
+"""What every task's fine-tune shares: its hyperparameters, the progress it reports, the
+fine-tuned encoder it hands to export, and the loop's seeding, schedule and parameter groups.
+
+Each task's own training loop lives in its folder (``classification/train.py``,
+``reply/model.py``) and imports this module and ``loop.py``; neither of those two imports a
+task, so the shared pieces have no cycle to fall into.
+"""
 
 from __future__ import annotations
 
-import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from app.training.base_model import load_classifier, model_input_names
-from app.training.data import Example, check_labels
-from app.training.errors import InvalidDataset, TrainingCancelled
 
 if TYPE_CHECKING:
     import torch
@@ -72,75 +73,6 @@ class TrainedClassifier:
         )
         device = self.device
         return {name: batch[name].to(device) for name in self.input_names}
-
-
-def train_classifier(
-    base_model: str,
-    train: list[Example],
-    labels: list[str],
-    hp: Hyperparameters,
-    on_progress: Callable[[TrainProgress], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> TrainedClassifier:
-    """Fine-tune ``base_model`` on ``train`` to predict ``labels`` (index order = logit order).
-
-    ``should_stop`` is polled before every step; when it returns true ``TrainingCancelled``
-    is raised. Runs on CUDA with autocast when available, else on the CPU in float32.
-    """
-    import torch
-    from torch.nn import functional
-
-    if not train:
-        raise InvalidDataset("no training examples")
-    check_labels(train, labels)
-    seed_everything(hp.seed)
-    # Seeded before loading: the classification head is initialised randomly in there.
-    model, tokenizer = load_classifier(base_model, labels)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device)
-    trained = TrainedClassifier(
-        model=model,
-        tokenizer=tokenizer,
-        labels=list(labels),
-        max_length=hp.max_length,
-        input_names=model_input_names(model, tokenizer),
-    )
-
-    index = {label: i for i, label in enumerate(labels)}
-    texts = [e.text for e in train]
-    targets = torch.tensor([index[e.label] for e in train], dtype=torch.long)
-    from app.training.loop import OptimizerLoop
-
-    steps_per_epoch = math.ceil(len(train) / hp.batch_size)
-    total_steps = steps_per_epoch * hp.epochs
-    # The fused kernel updates every parameter in one pass; for MiniLM on CPU it cuts the
-    # optimizer step from about 40% of a training step to under 10%.
-    loop = OptimizerLoop(
-        model,
-        parameter_groups(model, hp.weight_decay),
-        hp,
-        device,
-        total_steps,
-        on_progress,
-        fused=device.type in ("cpu", "cuda"),
-    )
-    generator = torch.Generator().manual_seed(hp.seed)
-
-    model.train()
-    for epoch in range(1, hp.epochs + 1):
-        order = torch.randperm(len(train), generator=generator)
-        loop.start_epoch()
-        for first in range(0, len(train), hp.batch_size):
-            if should_stop is not None and should_stop():
-                raise TrainingCancelled(f"training stopped at step {loop.step} of {total_steps}")
-            rows = order[first : first + hp.batch_size]
-            batch = trained.encode([texts[i] for i in rows.tolist()])
-            with loop.autocast():
-                logits = model(**batch).logits
-            loss = functional.cross_entropy(logits.float(), targets[rows].to(device))
-            loop.update(loss, len(rows), epoch)
-    model.eval()
-    return trained
 
 
 def seed_everything(seed: int) -> None:

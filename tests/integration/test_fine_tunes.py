@@ -10,8 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.jobs import tasks
 from app.registry.store import ModelStore
+from app.training.tasks import TASKS
 from tests.integration.conftest import run, running
 from tests.support.finetune import FAST_HP, finished, job_settings, sentiment_csv, upload, wait_for
 
@@ -174,12 +174,12 @@ def test_bad_requests_and_bad_files_are_refused(
             r = await post({"model": "x", "training_file": fid, "task": "summarization"})
             assert r.status_code == 422
             assert r.json()["error"]["param"] == "task"
-            # A task whose trainer is not installed is refused up front.
-            monkeypatch.setattr(tasks, "REPLY_ENTRY", "no_such_entry_point")
+            # A task missing from the task registry is refused up front.
+            monkeypatch.delitem(TASKS, "reply")
             r = await post({"model": "x", "training_file": fid, "task": "reply"})
             assert r.status_code == 422
             assert r.json()["error"]["type"] == "task_not_available"
-            assert "not available yet" in r.json()["error"]["message"]
+            assert "task 'reply' is not available" in r.json()["error"]["message"]
             monkeypatch.undo()
 
             # Labels the training file lacks: refused before a job is recorded (the file

@@ -62,7 +62,7 @@ async def list_fine_tunes(
     after: str | None = None,
 ) -> FineTuneList:
     """Jobs, newest first; pass the last id as `after` for the next page."""
-    jobs, more = await run_in_threadpool(services.jobs.db.list_jobs, limit, after)
+    jobs, more = await run_in_threadpool(services.jobs.list_jobs, limit, after)
     return FineTuneList(data=[FineTuneJob.of(j) for j in jobs], has_more=more)
 
 
@@ -102,7 +102,7 @@ async def list_events(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    events = await run_in_threadpool(services.jobs.db.events, job_id, after, limit + 1)
+    events = await run_in_threadpool(services.jobs.events, job_id, after, limit + 1)
     return FineTuneEventList(
         data=[FineTuneEvent.of(e) for e in events[:limit]], has_more=len(events) > limit
     )
@@ -113,7 +113,7 @@ async def _sse(
 ) -> AsyncIterator[str]:
     last_sent = time.monotonic()
     while True:
-        events = await run_in_threadpool(services.jobs.db.events, job_id, after, 500)
+        events = await run_in_threadpool(services.jobs.events, job_id, after, 500)
         for e in events:
             after = e.id
             body = FineTuneEvent.of(e).model_dump_json()

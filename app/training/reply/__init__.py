@@ -1,7 +1,9 @@
 """The reply model: a dual encoder with an intent head, trained on (utterance -> reply) pairs.
 
-``build_reply_model`` is the entry point for the fine-tune job API (task ``reply``) and for
-bootstrap (through ``ReplyRecipe``). Torch is imported only inside the functions that train.
+Task ``reply``: ``checks`` refuses unfit uploads, ``pipeline.build_reply_model`` trains,
+evaluates, exports and publishes (for bootstrap through ``ReplyRecipe`` too), and ``job``
+is the fine-tune job entry (``TASK``, listed in ``app.training.tasks``). Torch is imported
+only inside the functions that train.
 """
 
 from app.training.reply.job import train_reply_job

@@ -1,58 +1,22 @@
-"""The fine-tune job API's entry point for task ``reply`` (``train_reply_job``).
-
-The worker calls it with its ``TrainContext`` (``app.jobs.tasks``); it is typed here by
-the few attributes it reads, so training does not import the jobs package.
-"""
+"""The fine-tune job entry for task ``reply``, and the task object the registry lists."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
 
-from app.registry.store import ModelStore
-from app.training.data import Example
 from app.training.errors import InvalidDataset
-from app.training.finetune import Hyperparameters, TrainProgress
+from app.training.finetune import Hyperparameters
+from app.training.reply.checks import check_files
 from app.training.reply.data import read_templates
 from app.training.reply.pipeline import build_reply_model
 from app.training.reply.rows import missing_roles, rows_from_upload
+from app.training.task import TaskContext, TaskResult, UploadFacts
 
 # job_meta key under which the job API passes a separate template file (JSON or CSV).
 TEMPLATES_KEY = "templates_path"
 
 
-class JobSpec(Protocol):
-    @property
-    def model(self) -> str: ...
-    @property
-    def base_model(self) -> str: ...
-    @property
-    def hyperparameters(self) -> dict[str, Any]: ...
-    @property
-    def eval_fraction(self) -> float: ...
-    @property
-    def train_source_path(self) -> str | None: ...
-    @property
-    def job_meta(self) -> dict[str, Any]: ...
-
-
-class JobContext(Protocol):
-    @property
-    def spec(self) -> JobSpec: ...
-    @property
-    def store(self) -> ModelStore: ...
-    @property
-    def train(self) -> list[Example]: ...
-    @property
-    def validation(self) -> list[Example] | None: ...
-    @property
-    def should_stop(self) -> Callable[[], bool]: ...
-    def stage(self, name: str) -> None: ...
-    def progress(self, progress: TrainProgress) -> None: ...
-
-
-def train_reply_job(ctx: JobContext) -> dict[str, Any]:
+def train_reply_job(ctx: TaskContext) -> TaskResult:
     """Train a reply model from the job's upload, publish it inactive, return the result.
 
     Rows come from the upload as it came when it has utterance, intent and response columns
@@ -103,3 +67,16 @@ def _upload_rows(path: str | None) -> list[dict[str, str]] | None:
         return None
     rows = rows_from_upload(Path(path).read_bytes())
     return rows if rows and not missing_roles(rows[0]) else None
+
+
+class ReplyTask:
+    """Fine-tune a dual encoder that answers with a response template (``/v1/reply``)."""
+
+    def check_files(self, train: UploadFacts, validation: UploadFacts | None) -> None:
+        check_files(train, validation)
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        return train_reply_job(ctx)
+
+
+TASK = ReplyTask()

@@ -12,10 +12,9 @@ from typing import Any
 from app.registry.bank import IntentInfo, ResponseBank, Template, humanize, intent_probabilities
 from app.registry.manifest import MODEL_FILE, Manifest, check_name
 from app.registry.store import ModelStore
-from app.training.data import Example
+from app.training.data import Example, parity_texts
 from app.training.errors import InvalidDataset, TrainingCancelled
 from app.training.finetune import Hyperparameters, TrainedClassifier, TrainProgress
-from app.training.pipeline import _parity_texts
 from app.training.reply.data import (
     KnowledgeBase,
     ReplyData,
@@ -112,7 +111,7 @@ def build_reply_model(
         inputs = export_reply_onnx(trained, staging)
         bank.save(staging)
         stage("checking parity")
-        texts = _parity_texts([Example(u.text, u.intent) for u in data.eval or data.train])
+        texts = parity_texts([Example(u.text, u.intent) for u in data.eval or data.train])
         parity = check_reply_parity(trained, staging / MODEL_FILE, texts)
         _check_stop(should_stop)
         stage("publishing")

@@ -20,7 +20,7 @@ def _run(*args: str, store: Path) -> subprocess.CompletedProcess[str]:
 
 def test_importing_the_cli_and_training_entry_points_does_not_load_torch() -> None:
     code = (
-        "import sys, app.cli, app.training.bootstrap, app.training.pipeline\n"
+        "import sys, app.cli, app.training.bootstrap, app.training.classification.pipeline\n"
         "print([m for m in ('torch', 'transformers', 'onnx') if m in sys.modules])"
     )
     out = subprocess.run(

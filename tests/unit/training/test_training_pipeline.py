@@ -13,17 +13,13 @@ import pytest
 from app.registry.manifest import MODEL_FILE
 from app.registry.store import ModelStore
 from app.training.bootstrap import run_bootstrap
+from app.training.classification.pipeline import build_classifier
+from app.training.classification.train import train_classifier
 from app.training.data import Example
 from app.training.errors import BaseModelUnavailable, ParityError, TrainingCancelled
 from app.training.evaluate import predict_logits
 from app.training.export import check_parity, export_onnx, quantize_dynamic_int8
-from app.training.finetune import (
-    Hyperparameters,
-    TrainedClassifier,
-    TrainProgress,
-    train_classifier,
-)
-from app.training.pipeline import build_classifier
+from app.training.finetune import Hyperparameters, TrainedClassifier, TrainProgress
 
 LABELS = ["billing", "delivery", "praise"]
 TEXTS = {

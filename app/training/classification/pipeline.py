@@ -21,7 +21,8 @@ from app.registry.manifest import (
     check_name,
 )
 from app.registry.store import ModelStore
-from app.training.data import Example, check_labels
+from app.training.classification.train import train_classifier
+from app.training.data import Example, check_labels, parity_texts
 from app.training.errors import TrainingCancelled
 from app.training.evaluate import classification_metrics, onnx_logits, predict_logits
 from app.training.export import (
@@ -31,12 +32,9 @@ from app.training.export import (
     export_onnx,
     quantize_dynamic_int8,
 )
-from app.training.finetune import Hyperparameters, TrainProgress, train_classifier
+from app.training.finetune import Hyperparameters, TrainProgress
 
 log = logging.getLogger(__name__)
-
-# Enough rows to catch a broken export, few enough to cost well under a second.
-PARITY_ROWS = 64
 
 
 def build_classifier(
@@ -101,7 +99,7 @@ def build_classifier(
         stage("exporting")
         inputs = export_onnx(trained, staging)
         stage("checking parity")
-        parity = check_parity(trained, staging / MODEL_FILE, _parity_texts(eval or train))
+        parity = check_parity(trained, staging / MODEL_FILE, parity_texts(eval or train))
         _check_stop(should_stop)
         stage("quantizing")
         variants = _variants(
@@ -166,14 +164,6 @@ def _variants(
         scores = classification_metrics(truth, logits.argmax(axis=1).tolist(), labels)
         variant.eval = {k: scores[k] for k in ("accuracy", "macro_f1", "n")}
     return variants
-
-
-def _parity_texts(examples: list[Example]) -> list[str]:
-    texts = [e.text for e in examples[: PARITY_ROWS - 1]]
-    # One row longer than any max_length (512 tokens), so that truncation is compared too.
-    joined = " ".join(texts)
-    texts.append(" ".join([joined] * (1 + 4096 // max(1, len(joined)))))
-    return texts
 
 
 def _check_stop(should_stop: Callable[[], bool] | None) -> None:
