@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from app.errors import Conflict
 from app.jobs.records import FileRecord
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from app.training.errors import InvalidDataset
 from app.training.reply.rows import REQUIRED_COLUMNS, missing_roles
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from app.registry.manifest import MODEL_FILE
-from app.registry.store import ModelStore
-from app.runtime.session import SessionOptions, create_session
+from app.runtime.backend import SessionOptions, create_session
 from app.runtime.tokenizer import TextTokenizer, pad_batch
+from app.store.manifest import MODEL_FILE
+from app.store.versions import ModelStore
 from app.training.data import Example
 from app.training.evaluate import classification_metrics
 

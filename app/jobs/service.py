@@ -33,9 +33,9 @@ from app.jobs.spec import WorkerSpec
 from app.jobs.store import JobStore, default_url, new_id
 from app.jobs.tasks import check_task
 from app.metrics import Metrics
-from app.registry.manifest import check_name
 from app.registry.registry import ModelRegistry
-from app.registry.store import ModelStore
+from app.store.manifest import check_name
+from app.store.versions import ModelStore
 from app.training.base_model import resolve_base_model
 from app.training.finetune import Hyperparameters
 

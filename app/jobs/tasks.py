@@ -20,7 +20,7 @@ from typing import Any
 
 from app.errors import TaskNotAvailable
 from app.jobs.spec import WorkerEvent, WorkerSpec
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from app.training.data import Example
 from app.training.finetune import TrainProgress
 

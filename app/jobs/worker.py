@@ -23,7 +23,7 @@ from app.errors import TextserveError
 from app.jobs.checks import resolve_task
 from app.jobs.spec import WorkerEvent, WorkerSpec, examples_from_rows
 from app.jobs.tasks import TrainContext, trainer_for
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from app.training.data import Example, read_jsonl
 from app.training.errors import TrainingCancelled
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from app.errors import CorruptModel, ModelNotFound, ModelNotReady
 from app.metrics import Metrics
-from app.registry.manifest import Manifest, check_name
-from app.registry.store import ModelStore
 from app.runtime.engine import EngineConfig, InferenceEngine
+from app.store.manifest import Manifest, check_name
+from app.store.versions import ModelStore
 
 log = logging.getLogger(__name__)
 

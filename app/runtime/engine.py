@@ -12,11 +12,11 @@ import numpy as np
 
 from app.errors import InferenceFailed
 from app.metrics import Metrics
-from app.registry.manifest import Manifest
+from app.runtime.backend import CUDA, SessionOptions, run_bound
 from app.runtime.batcher import BatchLimits, BatchObserver, BatchResult, DynamicBatcher
-from app.runtime.session import CUDA, SessionOptions, run_bound
 from app.runtime.tokenizer import IntArray, TextTokenizer, pad_batch
 from app.runtime.variants import VariantSetting, load_variant
+from app.store.manifest import Manifest
 
 log = logging.getLogger(__name__)
 

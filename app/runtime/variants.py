@@ -15,8 +15,8 @@ from typing import Literal
 
 import onnxruntime as ort
 
-from app.registry.manifest import FP16, FP32, INT8, Manifest
-from app.runtime.session import LoadedSession, SessionOptions, create_session
+from app.runtime.backend import LoadedSession, SessionOptions, create_session
+from app.store.manifest import FP16, FP32, INT8, Manifest
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,1 @@
-"""Published model versions on disk: manifests, the version store and active pointer, the response bank."""
+"""Published model versions on disk: manifests, versions, the active pointer, the response bank."""

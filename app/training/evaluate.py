@@ -115,7 +115,7 @@ def onnx_logits(
     Same runtime, tokenizer file, truncation and padding as ``InferenceEngine``, on the CPU:
     what a variant scores here is what it will score when served.
     """
-    from app.runtime.session import SessionOptions, create_session
+    from app.runtime.backend import SessionOptions, create_session
     from app.runtime.tokenizer import TextTokenizer, pad_batch
 
     if batch_size < 1:

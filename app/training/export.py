@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from app.registry.manifest import MODEL_FILE
+from app.store.manifest import MODEL_FILE
 from app.training.errors import ParityError
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
-from app.registry.store import ModelStore
 from app.service import Services
+from app.store.versions import ModelStore
 
 
 def settings_for(store: ModelStore, **overrides: Any) -> Settings:

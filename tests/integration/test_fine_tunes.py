@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.jobs import tasks
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running
 from tests.support.finetune import FAST_HP, finished, job_settings, sentiment_csv, upload, wait_for
 

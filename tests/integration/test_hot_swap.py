@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running
 from tests.support.finetune import job_settings
 from tests.support.tiny_model import publish_tiny_classifier

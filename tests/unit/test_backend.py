@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.registry.store import ModelStore
-from app.runtime.session import SessionOptions, create_session, cuda_options, run_bound
+from app.runtime.backend import SessionOptions, create_session, cuda_options, run_bound
 from app.runtime.tokenizer import pad_batch
+from app.store.versions import ModelStore
 from tests.support.tiny_model import publish_tiny_classifier
 
 

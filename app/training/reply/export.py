@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
-from app.registry.bank import EMBEDDING_OUTPUT, INTENT_LOGITS_OUTPUT
+from app.store.bank import EMBEDDING_OUTPUT, INTENT_LOGITS_OUTPUT
 from app.training.errors import ParityError
 from app.training.export import cpu_session, serving_feeds, trace_to_onnx
 

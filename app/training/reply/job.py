@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from app.training.data import Example
 from app.training.errors import InvalidDataset
 from app.training.finetune import Hyperparameters, TrainProgress

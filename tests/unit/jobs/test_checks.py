@@ -17,7 +17,7 @@ from app.jobs.checks import (
 from app.jobs.records import FileRecord
 from app.jobs.spec import WorkerEvent, WorkerSpec
 from app.jobs.worker import EXIT_FAILED, execute
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from app.training.reply.rows import missing_roles
 from tests.support.tiny_model import publish_tiny_classifier
 from tests.support.tiny_reply_model import publish_tiny_reply_model
