@@ -68,10 +68,11 @@ class GatedSession:
 
 def gate_engine(app: FastAPI, name: str) -> GatedSession:
     engine = app.state.services.registry.get(name)
-    gated = GatedSession(engine._session)
-    engine._session = gated
+    assert engine._session is not None
+    gated = GatedSession(engine._session.session)
+    engine._session.session = gated
     if engine._solo is not None:  # lone requests run there: gate it with the same gate
-        solo = GatedSession(engine._solo)
+        solo = GatedSession(engine._solo.session)
         solo.gate = gated.gate
-        engine._solo = solo
+        engine._solo.session = solo
     return gated
