@@ -14,9 +14,8 @@ from __future__ import annotations
 import time
 
 from app.errors import InferenceFailed
-from app.runtime.batch_jobs import BatchObserver, BatchResult
+from app.runtime.batch_jobs import BatchObserver, BatchResult, RunFn, TokenizeFn
 from app.runtime.batch_queue import BatchQueue
-from app.runtime.batch_scheduler import RunFn, TokenizeFn
 
 
 def run_inline(

@@ -7,12 +7,17 @@ handed to the caller's event loop (``resolve``), the only place a job's future i
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from app.errors import DeadlineExceeded, TextserveError
-from app.runtime.tokenizer import IntArray
+from app.runtime.tokenizer import Encoded, IntArray
+
+# What a batcher is given: texts -> unpadded token rows, and rows -> the model's outputs.
+TokenizeFn = Callable[[list[str]], list[Encoded]]
+RunFn = Callable[[list[IntArray]], list[np.ndarray]]
 
 
 @dataclass(frozen=True)

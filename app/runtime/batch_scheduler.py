@@ -20,7 +20,6 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import Callable
 
 import numpy as np
 
@@ -31,16 +30,14 @@ from app.runtime.batch_jobs import (
     BatchResult,
     Job,
     Row,
+    RunFn,
+    TokenizeFn,
     fail,
     resolve_all,
 )
 from app.runtime.batch_queue import BatchQueue
 from app.runtime.batch_shaping import take_batch
 from app.runtime.threadname import name_this_thread
-from app.runtime.tokenizer import Encoded, IntArray
-
-TokenizeFn = Callable[[list[str]], list[Encoded]]
-RunFn = Callable[[list[IntArray]], list[np.ndarray]]
 
 
 class Scheduler:

@@ -26,9 +26,17 @@ import time
 
 from app.errors import DeadlineExceeded
 from app.runtime.batch_inline import run_inline
-from app.runtime.batch_jobs import BatchLimits, BatchObserver, BatchResult, Job, expire
+from app.runtime.batch_jobs import (
+    BatchLimits,
+    BatchObserver,
+    BatchResult,
+    Job,
+    RunFn,
+    TokenizeFn,
+    expire,
+)
 from app.runtime.batch_queue import BatchQueue
-from app.runtime.batch_scheduler import RunFn, Scheduler, TokenizeFn
+from app.runtime.batch_scheduler import Scheduler
 from app.runtime.batch_shaping import best_window
 
 

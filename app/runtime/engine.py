@@ -83,7 +83,7 @@ class EngineConfig:
     # With streams > 1: a second session on all the cores for lone batches (light load).
     solo_session: bool = True
     # With a solo session: a lone request that finds the batcher idle runs on the caller's
-    # thread, skipping the queue's thread hand-offs (DynamicBatcher._try_inline).
+    # thread, skipping the queue's thread hand-offs (app/runtime/batch_inline.py).
     inline_when_idle: bool = True
     # Which ONNX file of a version to load (app/runtime/variants.py).
     variant: VariantSetting = "auto"
