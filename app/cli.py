@@ -133,7 +133,7 @@ def bootstrap(
     named, a model built only on request (news-topic)."""
     from rich.logging import RichHandler
 
-    from app.registry.store import ModelStore
+    from app.store.versions import ModelStore
     from app.training.bootstrap import run_bootstrap
     from app.training.progress import RichProgress
 
@@ -202,7 +202,7 @@ def finetune(
     """Fine-tune a classifier on a local file, publish it, and promote it by the rule."""
     from app.jobs.inline import read_dataset, run_inline
     from app.jobs.spec import WorkerEvent
-    from app.registry.store import ModelStore
+    from app.store.versions import ModelStore
     from app.training.finetune import Hyperparameters, TrainProgress
     from app.training.progress import RichProgress
 

@@ -85,6 +85,18 @@ class Conflict(TextserveError):
     code = "conflict"
 
 
+class UnusableVersion(Conflict):
+    """A version asked to become active (promote, rollback) whose files fail verification.
+
+    The caller named a version the store cannot serve: refused (409, ``param`` "version")
+    before the active pointer moves, so the version active before keeps serving. Its code is
+    the same as ``CorruptModel``'s: that is what is wrong with the version.
+    """
+
+    code = CorruptModel.code
+    param = "version"
+
+
 class PayloadTooLarge(TextserveError):
     """An upload exceeds its size limit."""
 

@@ -12,11 +12,10 @@ from app.config import Settings
 from app.jobs.service import JobService
 from app.metrics import Metrics
 from app.registry.registry import ModelRegistry
-from app.registry.store import ModelStore
+from app.runtime.backend import CUDA, SessionOptions
 from app.runtime.batcher import BatchLimits
 from app.runtime.engine import EngineConfig
 from app.runtime.layout import Layout, plan
-from app.runtime.session import CUDA, SessionOptions
 from app.runtime.variants import expected_provider
 from app.serving.classifier import Classifier
 from app.serving.conversations import ConversationLimits, Conversations, ConversationStore
@@ -24,6 +23,7 @@ from app.serving.conversations_redis import RedisConversations
 from app.serving.monitor import OpinionMonitor, StreamGate
 from app.serving.opinion import OpinionService
 from app.serving.responder import ReplyPolicy, Responder
+from app.store.versions import ModelStore
 
 log = logging.getLogger(__name__)
 

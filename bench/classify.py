@@ -36,10 +36,10 @@ from rich.table import Table
 
 from app.config import Settings
 from app.metrics import Metrics
-from app.registry.store import ModelStore
 from app.runtime.engine import InferenceEngine
 from app.runtime.tokenizer import TextTokenizer
 from app.service import engine_config, engine_layout
+from app.store.versions import ModelStore
 from bench.charts import write_charts
 from bench.common import (
     ROOT,

@@ -27,9 +27,9 @@ from rich.table import Table
 
 from app.config import Settings
 from app.metrics import Metrics
-from app.registry.store import ModelStore
 from app.runtime.engine import InferenceEngine
 from app.service import engine_config
+from app.store.versions import ModelStore
 from bench.classify import _level
 from bench.common import ROOT, load_texts, machine_info, round_floats, write_json
 from bench.loadgen import choose_client

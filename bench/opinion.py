@@ -108,7 +108,7 @@ async def run_mode(
 
 def tiny_store(root: Path) -> Path:
     """Tiny real topic and sentiment models (the tests' builder), for a quick smoke run."""
-    from app.registry.store import ModelStore
+    from app.store.versions import ModelStore
     from tests.support.tiny_model import publish_tiny_classifier
 
     store = ModelStore(root)

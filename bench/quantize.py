@@ -34,12 +34,12 @@ from rich.table import Table
 
 from app.config import Settings
 from app.metrics import Metrics
-from app.registry.manifest import FP32, INT8, Manifest
-from app.registry.store import ModelStore
 from app.runtime.engine import InferenceEngine
 from app.runtime.tokenizer import TextTokenizer
 from app.runtime.variants import VariantSetting
 from app.service import engine_config
+from app.store.manifest import FP32, INT8, Manifest
+from app.store.versions import ModelStore
 from bench.accuracy import evaluate, parse_label_map
 from bench.common import (
     ROOT,

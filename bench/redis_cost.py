@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def tiny_store(folder: Path) -> Path:
     """Tiny real models (tests/support) for checking the bench itself in seconds."""
-    from app.registry.store import ModelStore
+    from app.store.versions import ModelStore
     from tests.support.tiny_model import publish_tiny_classifier
     from tests.support.tiny_reply_model import publish_tiny_reply_model
 

@@ -66,7 +66,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 90) -
 
 
 def tiny_store(root: Path) -> Path:
-    from app.registry.store import ModelStore
+    from app.store.versions import ModelStore
     from tests.support.tiny_model import publish_tiny_classifier
 
     store = ModelStore(root)

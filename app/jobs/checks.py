@@ -9,7 +9,7 @@ job's files are validated, before it is queued, and once in the worker, before i
 from __future__ import annotations
 
 from app.errors import Conflict
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 
 DEFAULT_TASK = "classification"
 

@@ -17,7 +17,7 @@ from app.jobs.reporting import Reporter, Run
 from app.jobs.runs import Runs, work_dir
 from app.jobs.store import JobStore
 from app.registry.registry import ModelRegistry
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 from app.jobs.promotion import Decision, decide
 from app.jobs.records import Promote
 from app.jobs.spec import WorkerEvent, WorkerSpec, report_to
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from app.training.datasets import ParsedDataset, parse_dataset
 from app.training.errors import InvalidDataset
 from app.training.finetune import Hyperparameters

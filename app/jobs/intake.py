@@ -17,8 +17,8 @@ from app.jobs.files import FileStore
 from app.jobs.records import FileRecord, JobRecord, Promote
 from app.jobs.reporting import Reporter
 from app.jobs.store import JobStore, new_id
-from app.registry.manifest import check_name
-from app.registry.store import ModelStore
+from app.store.manifest import check_name
+from app.store.versions import ModelStore
 from app.training.base_model import resolve_base_model
 from app.training.finetune import Hyperparameters
 from app.training.tasks import task_named

@@ -19,7 +19,7 @@ from app.jobs.runners import Runner
 from app.jobs.runs import Runs, stop_run, work_dir
 from app.jobs.spec import WorkerSpec
 from app.jobs.store import JobStore
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from app.jobs.runs import Runs, stop_run, work_dir
 from app.jobs.store import JobStore, default_url
 from app.metrics import Metrics
 from app.registry.registry import ModelRegistry
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from app.training.finetune import Hyperparameters
 
 log = logging.getLogger(__name__)

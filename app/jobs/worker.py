@@ -22,7 +22,7 @@ from typing import IO
 from app.errors import TextserveError
 from app.jobs.checks import check_model_task
 from app.jobs.spec import WorkerEvent, WorkerSpec, examples_from_rows, report_to
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from app.training.data import Example, read_jsonl
 from app.training.errors import TrainingCancelled
 from app.training.task import TaskContext

@@ -1,1 +1,1 @@
-"""Model store on disk, manifests, and the live registry of loaded versions."""
+"""The live registry of loaded model versions: load, warm, swap, drain; follows the store."""

@@ -8,11 +8,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.errors import CorruptModel, ModelNotFound, ModelNotReady
+from app.errors import CorruptModel, ModelNotFound, ModelNotReady, UnusableVersion
 from app.metrics import Metrics
-from app.registry.manifest import Manifest, check_name
-from app.registry.store import ModelStore
 from app.runtime.engine import EngineConfig, InferenceEngine
+from app.store.manifest import Manifest, check_name
+from app.store.versions import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -165,16 +165,27 @@ class ModelRegistry:
 
         A served model is loaded and warmed here first, so a version that cannot load
         never becomes the store's pointer (which every other replica follows); then the
-        pointer moves and its history records ``reason``.
+        pointer moves and its history records ``reason``. A version whose files fail
+        verification raises ``UnusableVersion``: the caller's choice is refused, nothing moves.
         """
         served = self.served_names()
         # One lock over the swap and the pointer: the watcher must not see the new engine
         # beside the old pointer and swap back in between.
         with self._swap_lock:
-            if name in served:
-                self._swap(name, version)
-                self._failed.pop(name, None)
-            manifest = self.store.set_active(name, version, reason=reason)
+            try:
+                if name in served:
+                    self._swap(name, version)
+                    self._failed.pop(name, None)
+                manifest = self.store.set_active(name, version, reason=reason)
+            except CorruptModel as exc:
+                active = self._active.get(name)
+                still = (
+                    f"{active.ref} keeps serving" if active else "the active version is unchanged"
+                )
+                raise UnusableVersion(
+                    f"version {version} of {name!r} cannot become active, its files fail "
+                    f"verification ({exc}); {still}"
+                ) from exc
         self._refresh_state(served)
         for listener in self.promotion_listeners:
             listener(name, version)

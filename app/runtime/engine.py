@@ -6,17 +6,17 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 
 from app.errors import InferenceFailed
 from app.metrics import Metrics
-from app.registry.manifest import Manifest
+from app.runtime.backend import CUDA, LoadedSession, SessionOptions, score_batch
 from app.runtime.batcher import BatchLimits, BatchObserver, BatchResult, DynamicBatcher
-from app.runtime.session import CUDA, SessionOptions, run_bound
-from app.runtime.tokenizer import IntArray, TextTokenizer, pad_batch
+from app.runtime.tokenizer import IntArray, TextTokenizer
 from app.runtime.variants import VariantSetting, load_variant
+from app.store.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class EngineConfig:
     # With streams > 1: a second session on all the cores for lone batches (light load).
     solo_session: bool = True
     # With a solo session: a lone request that finds the batcher idle runs on the caller's
-    # thread, skipping the queue's thread hand-offs (DynamicBatcher._try_inline).
+    # thread, skipping the queue's thread hand-offs (app/runtime/batch_inline.py).
     inline_when_idle: bool = True
     # Which ONNX file of a version to load (app/runtime/variants.py).
     variant: VariantSetting = "auto"
@@ -100,8 +100,7 @@ class InferenceEngine:
         loaded, self.variant = load_variant(folder, manifest, config.session, config.variant)
         self.provider = loaded.provider
         self.unavailable_providers = loaded.unavailable
-        self._session = loaded.session
-        self._input_names = loaded.input_names
+        self._session: LoadedSession | None = loaded
         self.output_names = loaded.output_names
         self._tokenizer = TextTokenizer(
             folder / manifest.tokenizer_file, manifest.max_seq_length, manifest.pad_token_id
@@ -109,7 +108,7 @@ class InferenceEngine:
         # With several single-thread runs in flight, a second session on all of the process's
         # cores serves lone batches at light load: the latency of one run on every core, for
         # a second copy of the weights (23 MB int8, 90 MB fp32 for a MiniLM-size model).
-        self._solo = None
+        self._solo: LoadedSession | None = None
         if config.streams > 1 and config.solo_session and self.provider != CUDA:
             threads = config.streams * max(1, config.session.intra_op_threads)
             solo, _ = load_variant(
@@ -118,7 +117,7 @@ class InferenceEngine:
                 replace(config.session, intra_op_threads=threads),
                 cast(VariantSetting, self.variant),  # the same file as the main session
             )
-            self._solo = solo.session
+            self._solo = solo
         self._batcher = DynamicBatcher(
             self._tokenizer.encode,
             self._run,
@@ -130,8 +129,8 @@ class InferenceEngine:
             inline_when_idle=config.inline_when_idle,
         )
         self._calibrate = config.calibrate
-        # IO binding where the session runs on a GPU (see run_bound).
-        self._io_binding = config.io_binding and self.provider == CUDA
+        # IO binding where the session runs on a GPU (see backend.run_bound).
+        self._bound_device = "cuda" if config.io_binding and self.provider == CUDA else None
         self._device_id = config.session.cuda_device_id
         self.warm = False
 
@@ -146,15 +145,18 @@ class InferenceEngine:
     def _run_solo(self, rows: list[IntArray]) -> list[np.ndarray]:
         return self._run(rows, self._solo)
 
-    def _run(self, rows: list[IntArray], session: Any = None) -> list[np.ndarray]:
-        feeds = pad_batch(rows, self._tokenizer.pad_token_id, self._input_names)
-        # No lock: ORT sessions take concurrent runs, which is what streams > 1 relies on.
+    def _run(self, rows: list[IntArray], session: LoadedSession | None = None) -> list[np.ndarray]:
         # The session is only dropped (close) after the batcher has stopped running.
-        session = session or self._session
-        if self._io_binding:
-            return run_bound(session, feeds, self.output_names, "cuda", self._device_id)
-        outputs = session.run(self.output_names, feeds)
-        return [np.asarray(o) for o in outputs]
+        loaded = session or self._session
+        assert loaded is not None, f"{self.ref} is closed"
+        return score_batch(
+            loaded,
+            rows,
+            self._tokenizer.pad_token_id,
+            self.output_names,
+            bound_device=self._bound_device,
+            device_id=self._device_id,
+        )
 
     def run_direct(
         self, texts: list[str], solo: bool = False

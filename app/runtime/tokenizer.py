@@ -1,4 +1,4 @@
-"""Batched tokenization with the Rust ``tokenizers`` library, padded by us to the batch."""
+"""Batched tokenization with the Rust ``tokenizers`` library, unpadded (see backend.pad_batch)."""
 
 from __future__ import annotations
 
@@ -42,19 +42,3 @@ class TextTokenizer:
             Encoded(np.asarray(e.ids, dtype=np.int64), truncated=bool(e.overflowing))
             for e in encodings
         ]
-
-
-def pad_batch(
-    rows: list[IntArray], pad_token_id: int, input_names: list[str]
-) -> dict[str, IntArray]:
-    """Stack ``rows`` into right-padded arrays for the model's inputs."""
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad_token_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    feeds = {"input_ids": ids, "attention_mask": mask}
-    if "token_type_ids" in input_names:
-        feeds["token_type_ids"] = np.zeros_like(ids)
-    return {k: v for k, v in feeds.items() if k in input_names}

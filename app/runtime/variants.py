@@ -15,14 +15,12 @@ from typing import Literal
 
 import onnxruntime as ort
 
-from app.registry.manifest import FP16, FP32, INT8, Manifest
-from app.runtime.session import LoadedSession, SessionOptions, create_session
+from app.runtime.backend import CPU, CUDA, LoadedSession, SessionOptions, create_session
+from app.store.manifest import FP16, FP32, INT8, Manifest
 
 log = logging.getLogger(__name__)
 
 VariantSetting = Literal["auto", "fp32", "int8", "fp16"]
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
 # "Within 1 point": accuracy is a fraction, so one percentage point. The small slack keeps
 # a drop of exactly one point (e.g. 0.90 vs 0.89, stored as binary floats) inside it.
 AUTO_MAX_ACCURACY_DROP = 0.01 + 1e-9

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.errors import InvalidModelName
-from app.registry.manifest import check_name
+from app.store.manifest import check_name
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,6 @@ from app.errors import (
     TextserveError,
 )
 from app.metrics import Metrics
-from app.registry.bank import (
-    EMBEDDING_OUTPUT,
-    INTENT_LOGITS_OUTPUT,
-    ResponseBank,
-    Template,
-    intent_probabilities,
-    slot_key,
-)
 from app.registry.registry import ModelRegistry
 from app.runtime.engine import InferenceEngine
 from app.serving.classifier import Classifier, Timings
@@ -47,6 +39,14 @@ from app.serving.ranking import ranked
 from app.serving.refs import ModelRef
 from app.serving.templates import choose
 from app.serving.text import is_blank
+from app.store.bank import (
+    EMBEDDING_OUTPUT,
+    INTENT_LOGITS_OUTPUT,
+    ResponseBank,
+    Template,
+    intent_probabilities,
+    slot_key,
+)
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from app.registry.bank import ResponseBank, Template, join_names, render
 from app.serving.ranking import ranked
+from app.store.bank import ResponseBank, Template, join_names, render
 
 
 def choose(

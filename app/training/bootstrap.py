@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from app.registry.manifest import Manifest
-from app.registry.store import ModelStore
+from app.store.manifest import Manifest
+from app.store.versions import ModelStore
 from app.training.classification.pipeline import build_classifier
 from app.training.data import stratified_split
 from app.training.errors import InvalidRecipe

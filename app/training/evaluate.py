@@ -115,23 +115,10 @@ def onnx_logits(
     Same runtime, tokenizer file, truncation and padding as ``InferenceEngine``, on the CPU:
     what a variant scores here is what it will score when served.
     """
-    from app.runtime.session import SessionOptions, create_session
-    from app.runtime.tokenizer import TextTokenizer, pad_batch
+    from app.runtime.backend import cpu_session, score_texts
+    from app.runtime.tokenizer import TextTokenizer
 
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    loaded = create_session(model_path, SessionOptions(("CPUExecutionProvider",)))
+    loaded = cpu_session(model_path)
     tokenizer = TextTokenizer(tokenizer_path, max_length, pad_token_id)
-    rows = [e.ids for e in tokenizer.encode(list(texts))]
-    out: np.ndarray | None = None
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    for first in range(0, len(order), batch_size):
-        picked = order[first : first + batch_size]
-        feeds = pad_batch([rows[i] for i in picked], pad_token_id, loaded.input_names)
-        logits = np.asarray(loaded.session.run(loaded.output_names[:1], feeds)[0], np.float32)
-        if out is None:
-            out = np.zeros((len(rows), logits.shape[1]), dtype=np.float32)
-        out[picked] = logits
-    if out is None:
-        raise ValueError("no texts to score")
-    return out
+    (logits,) = score_texts(loaded, tokenizer, texts, loaded.output_names[:1], batch_size)
+    return np.asarray(logits, dtype=np.float32)

@@ -8,12 +8,12 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import numpy.typing as npt
 
-from app.registry.manifest import MODEL_FILE
+from app.store.manifest import MODEL_FILE
 from app.training.errors import ParityError
 
 if TYPE_CHECKING:
@@ -149,15 +149,13 @@ def check_parity(
         raise ValueError("parity needs at least one text")
     with torch.no_grad():
         expected = trained.model(**trained.encode(texts)).logits.float().cpu().numpy()
-    session = cpu_session(onnx_path)
-    feeds = serving_feeds(
-        onnx_path.with_name(TOKENIZER_FILE),
+    (got,) = serving_outputs(
+        onnx_path,
         texts,
         max_length=trained.max_length,
         pad_id=int(trained.tokenizer.pad_token_id),
-        input_names=[i.name for i in session.get_inputs()],
+        outputs=[OUTPUT_NAME],
     )
-    got = np.asarray(session.run([OUTPUT_NAME], feeds)[0], dtype=np.float32)
     if got.shape != expected.shape:
         raise ParityError(f"ONNX logits have shape {got.shape}, torch {expected.shape}")
     report: ParityReport = {
@@ -172,40 +170,25 @@ def check_parity(
     return report
 
 
-def cpu_session(onnx_path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: the optimizer's notes are not actionable here
-    return ort.InferenceSession(
-        str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
-    )
-
-
-def serving_feeds(
-    tokenizer_path: Path,
+def serving_outputs(
+    onnx_path: Path,
     texts: Sequence[str],
     *,
     max_length: int,
     pad_id: int,
-    input_names: list[str],
-) -> dict[str, npt.NDArray[np.int64]]:
-    from tokenizers import Tokenizer
+    outputs: list[str],
+) -> list[npt.NDArray[np.float32]]:
+    """``outputs`` of the ONNX file on ``texts``, as serving computes them: its backend on the
+    CPU, fed from the ``tokenizer.json`` beside the file (so a bad tokenizer file fails too)."""
+    from app.runtime.backend import cpu_session, score_texts
+    from app.runtime.tokenizer import TextTokenizer
 
+    tokenizer_path = onnx_path.with_name(TOKENIZER_FILE)
     if not tokenizer_path.is_file():
         raise ParityError(f"no {TOKENIZER_FILE} next to the ONNX model at {tokenizer_path}")
-    tokenizer = Tokenizer.from_file(str(tokenizer_path))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length)
-    rows = [e.ids for e in tokenizer.encode_batch(list(texts))]
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = row
-        mask[i, : len(row)] = 1
-    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    return {name: feeds[name] for name in input_names}
+    tokenizer = TextTokenizer(tokenizer_path, max_length, pad_id)
+    got = score_texts(cpu_session(onnx_path), tokenizer, texts, outputs)
+    return [np.asarray(o, dtype=np.float32) for o in got]
 
 
 def convert_fp16(onnx_path: Path, out_path: Path) -> Path:

@@ -14,7 +14,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from app.registry.manifest import Manifest
+from app.store.manifest import Manifest
 from app.training.finetune import TrainProgress
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.errors import InvalidModelName
-from app.registry.manifest import check_name
+from app.store.manifest import check_name
 from app.training.data import Example, check_labels, read_jsonl
 from app.training.errors import InvalidRecipe
 from app.training.finetune import Hyperparameters

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, Protocol, TypedDict
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from app.training.data import Example
 from app.training.finetune import TrainProgress
 

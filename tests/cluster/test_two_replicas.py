@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.support.redis_server import RedisServer
 from tests.support.server import Server, textserve_process
 from tests.support.tiny_model import publish_tiny_classifier

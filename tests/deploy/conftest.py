@@ -81,7 +81,7 @@ def exported_metric_names() -> frozenset[str]:
     expanded to its sample names (``_total``, ``_bucket``/``_sum``/``_count``, ``_info``), plus
     the GPU families, which register only where NVML sees a GPU."""
     from app.gpu import gpu_metric_families
-    from app.registry.store import ModelStore
+    from app.store.versions import ModelStore
     from tests.integration.conftest import running, settings_for
     from tests.support.tiny_model import publish_tiny_classifier
 

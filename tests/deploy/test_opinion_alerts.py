@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.deploy.conftest import DOCKER, tool
 from tests.deploy.test_prometheus_e2e import free_port, start, stop, wait_for
 from tests.support.server import textserve_process

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.deploy.conftest import DOCKER, tool
 from tests.deploy.promql import grafana_to_promql
 from tests.support.tiny_model import publish_tiny_classifier

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.test_fine_tunes_lifecycle import SLOW_HP, gone, worker_pid
 from tests.support.finetune import finished, sentiment_csv, training
 from tests.support.server import textserve_process

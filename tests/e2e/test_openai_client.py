@@ -9,7 +9,7 @@ import pytest
 
 from app.api.routes import chat
 from app.errors import InferenceFailed
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import settings_for
 from tests.support.inprocess_server import serve_in_thread
 

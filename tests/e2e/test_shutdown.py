@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.support.server import textserve_process
 
 CLIENTS = 8

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.main import create_app
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import settings_for
 from tests.support.tiny_model import publish_tiny_classifier
 

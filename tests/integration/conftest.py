@@ -12,8 +12,8 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
-from app.registry.store import ModelStore
 from app.service import Services
+from app.store.versions import ModelStore
 
 
 def settings_for(store: ModelStore, **overrides: Any) -> Settings:
@@ -68,10 +68,11 @@ class GatedSession:
 
 def gate_engine(app: FastAPI, name: str) -> GatedSession:
     engine = app.state.services.registry.get(name)
-    gated = GatedSession(engine._session)
-    engine._session = gated
+    assert engine._session is not None
+    gated = GatedSession(engine._session.session)
+    engine._session.session = gated
     if engine._solo is not None:  # lone requests run there: gate it with the same gate
-        solo = GatedSession(engine._solo)
+        solo = GatedSession(engine._solo.session)
         solo.gate = gated.gate
-        engine._solo = solo
+        engine._solo.session = solo
     return gated

@@ -16,7 +16,7 @@ from app.logs import (
     json_line,
     log_access,
 )
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running, settings_for
 from tests.support.tiny_model import publish_tiny_classifier
 

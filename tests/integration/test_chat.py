@@ -12,7 +12,7 @@ import pytest
 
 from app.api.routes import chat
 from app.errors import InferenceFailed
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import gate_engine, run, running, settings_for
 from tests.support.tiny_model import publish_tiny_classifier
 from tests.support.tiny_reply_model import publish_tiny_reply_model

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import gate_engine, run, running, settings_for
 from tests.support.tiny_model import publish_tiny_classifier
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import gate_engine, settings_for
 from tests.support.inprocess_server import serve_in_thread
 from tests.support.tiny_model import publish_tiny_classifier

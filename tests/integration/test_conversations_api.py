@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running, settings_for
 from tests.support.redis_server import RedisServer
 from tests.support.tiny_model import publish_tiny_classifier

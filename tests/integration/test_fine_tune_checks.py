@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running
 from tests.support.finetune import finished, job_settings, sentiment_csv, upload, wait_for
 from tests.support.tiny_model import publish_tiny_classifier

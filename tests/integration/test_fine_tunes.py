@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from app.training.tasks import TASKS
 from tests.integration.conftest import run, running
 from tests.support.finetune import FAST_HP, finished, job_settings, sentiment_csv, upload, wait_for

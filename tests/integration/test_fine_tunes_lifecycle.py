@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from app.jobs.store import JobStore, default_url
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running
 from tests.support.finetune import (
     FAST_HP,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running
 from tests.support.finetune import (
     FAST_HP,

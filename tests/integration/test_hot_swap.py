@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running
 from tests.support.finetune import job_settings
 from tests.support.tiny_model import publish_tiny_classifier
@@ -136,7 +136,37 @@ def test_a_corrupt_new_version_is_not_served_and_the_old_one_keeps_serving(
             assert r.status_code == 200
             assert r.json()["version"] == 1
             r = await client.post("/v1/models/sentiment/promote", json={"version": 2})
-            assert r.status_code == 500
+            assert r.status_code == 409
             assert r.json()["error"]["type"] == "corrupt_model"
+
+    run(main)
+
+
+def test_promoting_a_version_whose_files_fail_their_checksum_is_refused_naming_it(
+    tiny_store: ModelStore, tmp_path: Path
+) -> None:
+    """The operator named a damaged version: a 4xx that says which, and nothing moves."""
+    publish_tiny_classifier(tiny_store, "sentiment", seed=1, activate=False)  # version 2
+    model = tiny_store.version_dir("sentiment", 2) / "model.onnx"
+    model.write_bytes(model.read_bytes()[:-64] + bytes(64))  # a damaged copy, same size
+    settings = job_settings(tiny_store, tmp_path / "var", watch_interval_s=0.1)
+
+    async def main() -> None:
+        async with running(settings) as (client, _):
+            r = await client.post("/v1/models/sentiment/promote", json={"version": 2})
+            assert r.status_code == 409, r.text
+            error = r.json()["error"]
+            assert error["code"] == error["type"] == "corrupt_model"
+            assert error["param"] == "version"
+            assert "version 2 of 'sentiment'" in error["message"]
+            assert "checksum mismatch for model.onnx" in error["message"]
+            assert "sentiment@1 keeps serving" in error["message"]
+            assert tiny_store.active_version("sentiment") == 1
+            assert [e["version"] for e in tiny_store.history("sentiment")] == [1]
+            r = await client.post("/classify", json={"model": "sentiment", "text": "great"})
+            assert r.status_code == 200
+            assert r.json()["version"] == 1
+            r = await client.get("/readyz")
+            assert r.status_code == 200, r.text
 
     run(main)

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running, settings_for
 
 INFER = "infer-key-0123456789"

@@ -6,7 +6,7 @@ import asyncio
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running, settings_for
 from tests.support.tiny_model import publish_tiny_classifier
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running, settings_for
 
 

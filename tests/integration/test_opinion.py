@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.registry.store import ModelStore
 from app.serving.monitor import OpinionMonitor
+from app.store.versions import ModelStore
 from tests.integration.conftest import gate_engine, run, running, settings_for
 from tests.support.tiny_model import publish_tiny_classifier
 

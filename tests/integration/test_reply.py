@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.registry.store import ModelStore
 from app.service import Services
 from app.serving.conversations import ConversationStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import gate_engine, run, running, settings_for
 from tests.support.tiny_model import publish_tiny_classifier
 from tests.support.tiny_reply_model import publish_tiny_reply_model

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.registry.bank import BANK_FILE, RESPONSES_FILE
-from app.registry.store import ModelStore
+from app.store.bank import BANK_FILE, RESPONSES_FILE
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running, settings_for
 from tests.support.reply_model import RECIPE_DIR
 

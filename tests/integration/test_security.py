@@ -10,8 +10,8 @@ import pytest
 
 from app.config import Settings
 from app.main import create_app
-from app.registry.store import ModelStore
 from app.security import KeysError
+from app.store.versions import ModelStore
 from tests.integration.conftest import gate_engine, run, running, settings_for
 
 INFER = "infer-key-0123456789"

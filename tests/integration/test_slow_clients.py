@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import settings_for
 from tests.support.inprocess_server import serve_in_thread
 from tests.support.tiny_model import publish_tiny_classifier

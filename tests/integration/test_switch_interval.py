@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running, settings_for
 
 

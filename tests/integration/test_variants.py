@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.registry.manifest import FP32, INT8
-from app.registry.store import ModelStore
 from app.runtime.variants import VariantSetting
+from app.store.manifest import FP32, INT8
+from app.store.versions import ModelStore
 from tests.integration.conftest import run, running, settings_for
 from tests.support.tiny_model import publish_tiny_classifier
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from app.config import Settings
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.integration.conftest import settings_for
 
 POSITIVE = ("great film", "loved it", "wonderful acting", "a real delight", "superb story")

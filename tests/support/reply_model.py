@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.registry.manifest import Manifest
-from app.registry.store import ModelStore
+from app.store.manifest import Manifest
+from app.store.versions import ModelStore
 from app.training.finetune import Hyperparameters
 from app.training.recipes import load_recipe
 from app.training.reply import ReplyRecipe, build_reply_model

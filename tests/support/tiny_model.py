@@ -15,8 +15,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
-from app.registry.manifest import FP32, INT8, INT8_FILE, MODEL_FILE, Manifest, Variant
-from app.registry.store import ModelStore
+from app.store.manifest import FP32, INT8, INT8_FILE, MODEL_FILE, Manifest, Variant
+from app.store.versions import ModelStore
 
 WORDS = (
     "the a an and or but is was it this that i you we they my your our order refund "

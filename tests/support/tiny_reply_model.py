@@ -18,7 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
-from app.registry.bank import (
+from app.store.bank import (
     EMBEDDING_OUTPUT,
     INTENT_LOGITS_OUTPUT,
     IntentInfo,
@@ -26,8 +26,8 @@ from app.registry.bank import (
     Template,
     humanize,
 )
-from app.registry.manifest import MODEL_FILE, Manifest
-from app.registry.store import ModelStore
+from app.store.manifest import MODEL_FILE, Manifest
+from app.store.versions import ModelStore
 
 SCALE = 10.0
 OUT_OF_SCOPE_LOGIT = 5.0

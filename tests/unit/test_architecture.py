@@ -21,8 +21,8 @@ from app.errors import TaskNotAvailable
 from app.jobs.runners import EventSink, ExitSink
 from app.jobs.spec import WorkerSpec
 from app.jobs.worker import execute
-from app.registry.store import ModelStore
 from app.service import Services
+from app.store.versions import ModelStore
 from app.training.errors import UnfitFile
 from app.training.finetune import Hyperparameters
 from app.training.task import TaskContext, TaskResult, UploadFacts

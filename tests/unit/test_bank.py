@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from app.errors import CorruptModel
-from app.registry.bank import (
+from app.serving.conversations import is_follow_up
+from app.serving.templates import choose
+from app.store.bank import (
     BANK_FILE,
     RESPONSES_FILE,
     IntentInfo,
@@ -20,8 +22,6 @@ from app.registry.bank import (
     render,
     slot_key,
 )
-from app.serving.conversations import is_follow_up
-from app.serving.templates import choose
 
 
 def test_slot_names_are_canonical_whatever_the_spelling() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.errors import CorruptModel, InvalidModelName, ModelNotFound
-from app.registry.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
-from app.registry.store import ModelStore, sha256_file
+from app.store.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
+from app.store.versions import ModelStore, sha256_file
 from tests.support.tiny_model import publish_tiny_classifier
 
 

@@ -13,7 +13,13 @@ from pydantic import ValidationError
 from app.config import Settings
 from app.errors import CorruptModel
 from app.metrics import Metrics
-from app.registry.manifest import (
+from app.runtime import variants as variants_module
+from app.runtime.backend import LoadedSession, SessionOptions, create_session
+from app.runtime.batcher import BatchLimits
+from app.runtime.engine import EngineConfig, InferenceEngine
+from app.runtime.variants import VariantSetting, choose_variant, load_variant
+from app.service import engine_config
+from app.store.manifest import (
     FP16,
     FP16_FILE,
     FP32,
@@ -24,13 +30,7 @@ from app.registry.manifest import (
     Manifest,
     Variant,
 )
-from app.registry.store import ModelStore
-from app.runtime import variants as variants_module
-from app.runtime.batcher import BatchLimits
-from app.runtime.engine import EngineConfig, InferenceEngine
-from app.runtime.session import LoadedSession, SessionOptions, create_session
-from app.runtime.variants import VariantSetting, choose_variant, load_variant
-from app.service import engine_config
+from app.store.versions import ModelStore
 from tests.support.tiny_model import WORDS, publish_tiny_classifier
 
 CPU = "CPUExecutionProvider"

@@ -12,8 +12,8 @@ from app.api.deps import ServicesDep
 from app.api.schemas import ErrorResponse
 from app.api.schemas_jobs import Activation, PromoteRequest
 from app.errors import Conflict, ModelNotFound
-from app.registry.manifest import check_name
 from app.service import Services
+from app.store.manifest import check_name
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 log = logging.getLogger(__name__)

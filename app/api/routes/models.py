@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from app.api.deps import ServicesDep
 from app.api.schemas import ErrorResponse, ModelCard, ModelList, ModelVersionInfo
 from app.errors import CorruptModel, ModelNotFound
-from app.registry.manifest import Manifest, check_name
 from app.service import Services
+from app.store.manifest import Manifest, check_name
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

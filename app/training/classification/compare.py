@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from app.registry.manifest import MODEL_FILE
-from app.registry.store import ModelStore
-from app.runtime.session import SessionOptions, create_session
-from app.runtime.tokenizer import TextTokenizer, pad_batch
+from app.runtime.backend import cpu_session, score_texts
+from app.runtime.tokenizer import TextTokenizer
+from app.store.manifest import MODEL_FILE
+from app.store.versions import ModelStore
 from app.training.data import Example
 from app.training.evaluate import classification_metrics
 
@@ -32,19 +30,15 @@ def score_version(
     if manifest.task != "classification":
         raise ValueError(f"{name}@{version} is a {manifest.task} model")
     folder = store.version_dir(name, version)
-    loaded = create_session(folder / MODEL_FILE, SessionOptions(("CPUExecutionProvider",)))
+    loaded = cpu_session(folder / MODEL_FILE)
     tokenizer = TextTokenizer(
         folder / manifest.tokenizer_file, manifest.max_seq_length, manifest.pad_token_id
     )
     other = len(labels)  # index of "some label the candidate does not know"
     index = {label: i for i, label in enumerate(labels)}
-    predicted: list[int] = []
-    for first in range(0, len(examples), BATCH):
-        texts = [e.text for e in examples[first : first + BATCH]]
-        rows = [e.ids for e in tokenizer.encode(texts)]
-        feeds = pad_batch(rows, manifest.pad_token_id, loaded.input_names)
-        logits = np.asarray(loaded.session.run(loaded.output_names[:1], feeds)[0])
-        predicted.extend(index.get(manifest.labels[int(i)], other) for i in logits.argmax(-1))
+    texts = [e.text for e in examples]
+    (logits,) = score_texts(loaded, tokenizer, texts, loaded.output_names[:1], BATCH)
+    predicted = [index.get(manifest.labels[int(i)], other) for i in logits.argmax(-1)]
     truth = [index[e.label] for e in examples]
     metrics = classification_metrics(truth, predicted, [*labels, "<other>"])
     return {

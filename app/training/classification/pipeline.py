@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.registry.manifest import (
+from app.store.manifest import (
     FP16,
     FP16_FILE,
     FP32,
@@ -20,7 +20,7 @@ from app.registry.manifest import (
     Variant,
     check_name,
 )
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from app.training.classification.train import train_classifier
 from app.training.data import Example, check_labels, parity_texts
 from app.training.errors import TrainingCancelled

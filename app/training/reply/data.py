@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from app.registry.bank import (
+from app.store.bank import (
     DEFAULT_CUSTOMER_SLOTS,
     DEFAULT_HANDOFF_REPLY,
     DEFAULT_SLOT_REQUEST,

@@ -21,7 +21,7 @@ def reply_metrics(
 ) -> dict[str, Any]:
     """Intent accuracy, macro-F1 (and the rest of ``classification_metrics``), top-3 accuracy,
     and the handoff rate at ``low_confidence``. ``probs`` are the served intent probabilities
-    (``app.registry.bank.intent_probabilities``: rows may sum to less than one).
+    (``app.store.bank.intent_probabilities``: rows may sum to less than one).
 
     ``handoff_rate`` is the share of utterances the served model would hand to a person on its
     own (top intent below ``low_confidence``, or a handoff intent predicted);

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
-from app.registry.bank import EMBEDDING_OUTPUT, INTENT_LOGITS_OUTPUT
+from app.store.bank import EMBEDDING_OUTPUT, INTENT_LOGITS_OUTPUT
 from app.training.errors import ParityError
-from app.training.export import cpu_session, serving_feeds, trace_to_onnx
+from app.training.export import serving_outputs, trace_to_onnx
 
 if TYPE_CHECKING:
     import torch
@@ -65,15 +65,13 @@ def check_reply_parity(
     with torch.no_grad():
         out = trained.model(**trained.encode(texts))
         want = [out.embedding.float().cpu().numpy(), out.logits.float().cpu().numpy()]
-    session = cpu_session(onnx_path)
-    feeds = serving_feeds(
-        onnx_path.with_name("tokenizer.json"),
+    got = serving_outputs(
+        onnx_path,
         texts,
         max_length=trained.max_length,
         pad_id=int(trained.tokenizer.pad_token_id),
-        input_names=[i.name for i in session.get_inputs()],
+        outputs=list(OUTPUTS),
     )
-    got = [np.asarray(o, dtype=np.float32) for o in session.run(list(OUTPUTS), feeds)]
     for name, g, w in zip(OUTPUTS, got, want, strict=True):
         if g.shape != w.shape:
             raise ParityError(f"ONNX {name} has shape {g.shape}, torch {w.shape}")

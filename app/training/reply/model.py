@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from app.registry.bank import FloatArray, humanize
+from app.store.bank import FloatArray, humanize
 from app.training.base_model import (
     _quiet_transformers,
     model_input_names,

@@ -2,7 +2,7 @@
 
 A softmax over the shop's intents always sums to one, so "what time is it in Tokyo" can get
 0.8 for ``delivery_time``. The response bank therefore carries a background logit: serving
-appends it to the intent logits before the softmax (``app.registry.bank``), so a message
+appends it to the intent logits before the softmax (``app.store.bank``), so a message
 whose best logit is not clearly above it gets a low confidence and is handed off.
 
 The background logit is set between the best logits of off-topic probe messages (below,

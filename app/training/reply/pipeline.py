@@ -9,9 +9,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.registry.bank import IntentInfo, ResponseBank, Template, humanize, intent_probabilities
-from app.registry.manifest import MODEL_FILE, Manifest, check_name
-from app.registry.store import ModelStore
+from app.store.bank import IntentInfo, ResponseBank, Template, humanize, intent_probabilities
+from app.store.manifest import MODEL_FILE, Manifest, check_name
+from app.store.versions import ModelStore
 from app.training.data import Example, parity_texts
 from app.training.errors import InvalidDataset, TrainingCancelled
 from app.training.finetune import Hyperparameters, TrainedClassifier, TrainProgress

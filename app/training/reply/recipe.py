@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.registry.manifest import Manifest
-from app.registry.store import ModelStore
+from app.store.manifest import Manifest
+from app.store.versions import ModelStore
 from app.training.errors import InvalidRecipe
 from app.training.finetune import Hyperparameters, TrainProgress
 from app.training.recipes import Recipe

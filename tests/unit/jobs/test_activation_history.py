@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.support.tiny_model import publish_tiny_classifier
 
 

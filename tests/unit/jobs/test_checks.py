@@ -10,7 +10,7 @@ import pytest
 from app.jobs.checks import TaskMismatch, check_model_task, model_task, resolve_task
 from app.jobs.spec import WorkerEvent, WorkerSpec
 from app.jobs.worker import EXIT_FAILED, execute
-from app.registry.store import ModelStore
+from app.store.versions import ModelStore
 from tests.support.tiny_model import publish_tiny_classifier
 from tests.support.tiny_reply_model import publish_tiny_reply_model
 

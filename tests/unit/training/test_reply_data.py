@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.registry.bank import DEFAULT_CUSTOMER_SLOTS, placeholders
-from app.registry.manifest import Manifest
-from app.registry.store import ModelStore
+from app.store.bank import DEFAULT_CUSTOMER_SLOTS, placeholders
+from app.store.manifest import Manifest
+from app.store.versions import ModelStore
 from app.training.bootstrap import run_bootstrap
 from app.training.errors import InvalidDataset, TrainingCancelled
 from app.training.finetune import Hyperparameters, TrainProgress

@@ -10,8 +10,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from app.registry.manifest import MODEL_FILE
-from app.registry.store import ModelStore
+from app.store.manifest import MODEL_FILE
+from app.store.versions import ModelStore
 from app.training.bootstrap import run_bootstrap
 from app.training.classification.pipeline import build_classifier
 from app.training.classification.train import train_classifier

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.registry.manifest import Manifest
-from app.registry.store import ModelStore
+from app.store.manifest import Manifest
+from app.store.versions import ModelStore
 from app.training.base_model import packaged_model_dir, resolve_base_model
 from app.training.bootstrap import run_bootstrap
 from app.training.errors import BaseModelUnavailable, InvalidDataset, InvalidRecipe

@@ -1,8 +1,15 @@
-"""ONNX Runtime session creation with execution providers chosen from settings."""
+"""The one ONNX Runtime backend: every session is built here, and every batch scored here.
+
+Serving (``InferenceEngine``), export parity, evaluation and the comparison of a candidate with
+the active version all open their ONNX files with ``create_session`` and run them through
+``score_batch``: the same provider options, threads, padding and output handling, so what a
+version scores offline is what it scores when served.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from app.runtime.threadname import children_named
+from app.runtime.tokenizer import IntArray, TextTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +32,14 @@ class SessionOptions:
     allow_spinning: bool = False
     cuda_device_id: int = 0
     cuda_mem_limit_bytes: int = 0  # 0: no limit beyond the device's memory
+    # Log ORT's errors only: offline scoring has no use for the graph optimizer's notes.
+    quiet: bool = False
 
 
+CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+# Rows per run when scoring a data set offline (``score_texts``).
+OFFLINE_BATCH = 64
 
 
 def cuda_options(options: SessionOptions) -> dict[str, str]:
@@ -74,6 +87,8 @@ def run_bound(
 
 @dataclass
 class LoadedSession:
+    """An open model file: its session, the provider it really runs on and its IO names."""
+
     session: ort.InferenceSession
     provider: str
     unavailable: list[str]
@@ -91,8 +106,10 @@ def create_session(model_path: Path, options: SessionOptions) -> LoadedSession:
     wanted = [p for p in options.providers if p in available]
     unavailable = [p for p in options.providers if p not in available]
     if not wanted:
-        wanted = ["CPUExecutionProvider"]
+        wanted = [CPU]
     so = ort.SessionOptions()
+    if options.quiet:
+        so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.intra_op_num_threads = options.intra_op_threads
     so.inter_op_num_threads = options.inter_op_threads
@@ -121,3 +138,78 @@ def create_session(model_path: Path, options: SessionOptions) -> LoadedSession:
         input_names=[i.name for i in session.get_inputs()],
         output_names=[o.name for o in session.get_outputs()],
     )
+
+
+def cpu_session(model_path: Path) -> LoadedSession:
+    """A CPU session for offline scoring (export parity, evaluation, version comparison)."""
+    return create_session(model_path, SessionOptions((CPU,), quiet=True))
+
+
+def pad_batch(
+    rows: list[IntArray], pad_token_id: int, input_names: list[str]
+) -> dict[str, IntArray]:
+    """Stack ``rows`` into right-padded arrays for the model's inputs.
+
+    ``input_ids`` padded with ``pad_token_id``, ``attention_mask`` 1 on real tokens, and
+    ``token_type_ids`` all 0 when the model takes them; inputs it does not name are left out.
+    """
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_token_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    if "token_type_ids" in input_names:
+        feeds["token_type_ids"] = np.zeros_like(ids)
+    return {k: v for k, v in feeds.items() if k in input_names}
+
+
+def score_batch(
+    loaded: LoadedSession,
+    rows: list[IntArray],
+    pad_token_id: int,
+    output_names: list[str] | None = None,
+    *,
+    bound_device: str | None = None,
+    device_id: int = 0,
+) -> list[np.ndarray]:
+    """Run one batch of token id rows: each of ``output_names`` (default: all), row for row.
+
+    ``bound_device`` (``"cuda"``): run through IO binding on that device (see ``run_bound``).
+    No lock: ORT sessions take concurrent runs, which serving's ``streams > 1`` relies on.
+    """
+    feeds = pad_batch(rows, pad_token_id, loaded.input_names)
+    names = output_names if output_names is not None else loaded.output_names
+    if bound_device is not None:
+        return run_bound(loaded.session, feeds, names, bound_device, device_id)
+    return [np.asarray(o) for o in loaded.session.run(names, feeds)]
+
+
+def score_texts(
+    loaded: LoadedSession,
+    tokenizer: TextTokenizer,
+    texts: Sequence[str],
+    output_names: list[str] | None = None,
+    batch_size: int = OFFLINE_BATCH,
+) -> list[np.ndarray]:
+    """Every output of ``texts`` scored in batches, rows in the order of ``texts``.
+
+    Tokenized, truncated and padded as serving does it; texts of similar length share a
+    batch, so that little of the work goes on padding.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if not texts:
+        raise ValueError("no texts to score")
+    rows = [e.ids for e in tokenizer.encode(list(texts))]
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    out: list[np.ndarray] = []
+    for first in range(0, len(order), batch_size):
+        picked = order[first : first + batch_size]
+        got = score_batch(loaded, [rows[i] for i in picked], tokenizer.pad_token_id, output_names)
+        if not out:
+            out = [np.empty((len(rows), *g.shape[1:]), dtype=g.dtype) for g in got]
+        for whole, part in zip(out, got, strict=True):
+            whole[picked] = part
+    return out

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import CorruptModel, ModelNotFound
-from app.registry.manifest import MANIFEST_FILE, MODEL_FILE, Manifest, check_name, utc_now
+from app.store.manifest import MANIFEST_FILE, MODEL_FILE, Manifest, check_name, utc_now
 
 ACTIVE_FILE = "active"
 HISTORY_FILE = "history.jsonl"
