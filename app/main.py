@@ -18,7 +18,7 @@ from app.api.errors import install_error_handlers
 from app.api.lean import LeanEndpoint
 from app.api.middleware import BodyLimitMiddleware, JsonDepthMiddleware, ObserveMiddleware
 from app.api.routes import admin, chat, classify, health, metrics, models, reply
-from app.api.schemas import ClassifyRequest
+from app.api.schemas import CLASSIFY_RESPONSE, ClassifyRequest
 from app.config import Settings
 from app.logs import configure_logging
 from app.security import Guard
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             path="/classify",
             model=ClassifyRequest,
             answer=classify.answer,
+            response=CLASSIFY_RESPONSE,
             services=services,
             check=ScopeCheck(guard, "infer"),
             count_texts=_count_classify_texts,

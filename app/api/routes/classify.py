@@ -5,13 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from app.api.deps import ServicesDep
 from app.api.disconnect import unless_client_leaves
 from app.api.errors import InvalidInput
 from app.api.middleware import model_headers
-from app.api.schemas import ClassifyRequest, ClassifyResponse, ErrorResponse
+from app.api.schemas import (
+    CLASSIFY_RESPONSE,
+    ClassifyRequest,
+    ClassifyResponse,
+    ClassifyResult,
+    ErrorResponse,
+)
 from app.config import Settings
 from app.service import Services
 from app.serving.classifier import Timings
@@ -19,6 +25,7 @@ from app.serving.refs import ModelRef
 from app.serving.text import is_blank
 
 router = APIRouter(tags=["inference"])
+JSON = "application/json"
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (404, 413, 422, 429, 503, 504)
@@ -63,7 +70,7 @@ def timing_headers(t: Timings) -> dict[str, str]:
 
 async def answer(
     services: Services, body: ClassifyRequest
-) -> tuple[dict[str, Any], dict[str, str]]:
+) -> tuple[ClassifyResponse, dict[str, str]]:
     """The answer to a valid classify request: its JSON payload and its headers.
 
     Shared by the documented FastAPI route and the lean endpoint (app/api/lean.py).
@@ -81,24 +88,34 @@ async def answer(
         top_k=body.top_k,
         all_scores=body.return_all_scores,
     )
-    results = []
+    results: list[ClassifyResult] = []
     for p in result.predictions:
-        item: dict[str, Any] = {"label": p.label, "score": p.score, "truncated": p.truncated}
+        item = ClassifyResult(label=p.label, score=p.score, truncated=p.truncated)
         if p.scores is not None:
             item["scores"] = p.scores
         results.append(item)
-    payload: dict[str, Any] = {"model": result.model, "version": result.version}
     if single:
+        # Serialized in insertion order: the first result's fields come before `results`,
+        # as clients have always read them.
         first = results[0]
-        payload.update(label=first["label"], score=first["score"], truncated=first["truncated"])
-    payload["results"] = results
+        payload = ClassifyResponse(
+            model=result.model,
+            version=result.version,
+            label=first["label"],
+            score=first["score"],
+            truncated=first["truncated"],
+            results=results,
+        )
+    else:
+        payload = ClassifyResponse(model=result.model, version=result.version, results=results)
     headers = {**timing_headers(result.timings), **model_headers(result.model, result.version)}
     return payload, headers
 
 
 @router.post("/classify", response_model=ClassifyResponse, responses=ERRORS)
-async def classify(body: ClassifyRequest, services: ServicesDep, request: Request) -> JSONResponse:
+async def classify(body: ClassifyRequest, services: ServicesDep, request: Request) -> Response:
     """Classify one text (`text`) or several (`texts`) with a task's model or a named one."""
     payload, headers = await unless_client_leaves(answer(services, body), request.receive)
-    # Built by hand rather than through response_model: skips a second validation pass.
-    return JSONResponse(payload, headers=headers)
+    # Serialized as the lean endpoint does, rather than through response_model (which would
+    # validate the answer a second time).
+    return Response(CLASSIFY_RESPONSE.dump_json(payload), media_type=JSON, headers=headers)
