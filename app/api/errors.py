@@ -184,7 +184,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 return domain_error(request, refused)
             reason = exc.__cause__ if isinstance(exc.__cause__, UnicodeError) else exc.detail
             message = f"body: invalid JSON: {reason}"
-            return error_response(request, 422, "invalid_request", message, "body")
+            detail = [{"loc": ["body"], "msg": f"invalid JSON: {reason}", "type": "json_invalid"}]
+            return error_response(request, 422, "invalid_request", message, "body", detail=detail)
         if isinstance(exc, BodyRejected):
             code, param = exc.code, exc.param
         elif exc.status_code == 413:
