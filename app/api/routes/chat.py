@@ -161,7 +161,8 @@ async def stream_events(
     except Exception as exc:  # the status line is gone: the error travels as an event
         request_id = getattr(request.state, "request_id", None)
         log.exception("chat stream %s failed after it started", request_id)
-        yield sse.event(json.dumps({"error": _error_body(exc, request_id)}, ensure_ascii=False))
+        error = {"error": _error_body(exc, request_id)}
+        yield sse.event(json.dumps(error, separators=(",", ":"), ensure_ascii=False))
 
 
 def _error_body(exc: Exception, request_id: str | None) -> dict[str, Any]:
