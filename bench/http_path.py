@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.api.middleware import Message
-from app.api.schemas import ClassifyRequest
+from app.api.schemas import CLASSIFY_RESPONSE, ClassifyRequest, ClassifyResponse, ClassifyResult
 from app.config import Settings
 from app.main import create_app
 from app.runtime.engine import InferenceEngine
@@ -182,12 +182,18 @@ async def _in_process(args: argparse.Namespace, texts: list[str]) -> dict[str, A
         sample = bodies[: min(len(bodies), 500)]
         it = itertools.cycle(sample)
         validate = _cpu_run(len(sample) * 4, lambda: ClassifyRequest.model_validate_json(next(it)))
-        item = {"label": engine.manifest.labels[0], "score": 0.9876543, "truncated": False}
-        payload = {"model": args.model, "version": str(engine.version), **item, "results": [item]}
-        encode = _cpu_run(
-            4000,
-            lambda: json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(),
+        label, score = engine.manifest.labels[0], 0.9876543
+        item = ClassifyResult(label=label, score=score, truncated=False)
+        payload = ClassifyResponse(
+            model=args.model,
+            version=engine.version,
+            label=label,
+            score=score,
+            truncated=False,
+            results=[item],
         )
+        # The serializer both /classify paths answer with (app/api/schemas.py).
+        encode = _cpu_run(4000, lambda: CLASSIFY_RESPONSE.dump_json(payload))
         layers["parts"] = {"validate_ms": validate, "encode_answer_ms": encode}
     return layers
 

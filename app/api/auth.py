@@ -70,6 +70,19 @@ def require_scope(*scopes: str) -> Callable[..., Awaitable[None]]:
     return dependency
 
 
+def check_caller(request: Request) -> None:
+    """The key check of ``require_scope``, for answers FastAPI gives before dependencies run:
+    a body it cannot parse (invalid JSON, or not UTF-8) is read before any dependency.
+
+    Raises ``Unauthorized`` as the dependency would, so a keyed deployment tells a caller
+    without a valid key 401 whatever it sent. Every route that takes a body is keyed (the
+    open ones, probes and /metrics, take none). The scope is checked once the body parses:
+    FastAPI does not say, at this point, which dependencies the route has.
+    """
+    guard: Guard = request.app.state.guard
+    guard.authenticate(_secret(request.scope))
+
+
 class ScopeCheck:
     """``require_scope`` for plain ASGI endpoints (app/api/lean.py): the same keys, scopes,
     limits and headers, read straight from the ASGI scope without FastAPI's dependency solver.

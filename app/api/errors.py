@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
+from app.api.auth import check_caller
 from app.api.disconnect import CLIENT_GONE_STATUS, ClientGone
 from app.api.middleware import BodyRejected
 from app.training.errors import BaseModelUnavailable, InvalidDataset
@@ -40,6 +43,8 @@ STATUS: dict[type[errors.TextserveError], int] = {
     BaseModelUnavailable: 422,
 }
 RETRYABLE = {429, 503}
+# What FastAPI's 400 says when it cannot read a JSON body (not UTF-8): no other trait marks it.
+FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
 class InvalidInput(errors.TextserveError):
@@ -86,6 +91,42 @@ def _loc_to_param(loc: Any) -> str:
     return ".".join(parts) if parts else "body"
 
 
+def allowed_methods(app: FastAPI, path: str) -> str | None:
+    """The methods the OpenAPI document lists for ``path``, for a 405's ``Allow``; ``None``
+    for a path it does not describe (/docs), where Starlette's own header stands.
+
+    Starlette names only the methods of the first route whose path matched: for
+    ``/v1/files/{file_id}`` (GET and DELETE, two routes) it would say ``Allow: GET``.
+    """
+    methods: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        if _template_regex(template).match(path):
+            methods |= {m.upper() for m in operations if m.upper() in HTTP_METHODS}
+    if not methods:
+        return None
+    if "GET" in methods:
+        methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+    return ", ".join(sorted(methods))
+
+
+HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
+
+
+@functools.lru_cache(maxsize=256)
+def _template_regex(template: str) -> re.Pattern[str]:
+    """``/v1/files/{file_id}`` as a regex over request paths (a parameter is one segment)."""
+    return re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$")
+
+
+def _refused_caller(request: Request) -> errors.TextserveError | None:
+    """Why the route's key check refuses this caller (401, 403), if it does."""
+    try:
+        check_caller(request)
+    except errors.Unauthorized as refused:
+        return refused
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidInput)
     async def _invalid(request: Request, exc: InvalidInput) -> JSONResponse:
@@ -93,6 +134,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(errors.TextserveError)
     async def _domain(request: Request, exc: errors.TextserveError) -> JSONResponse:
+        return domain_error(request, exc)
+
+    def domain_error(request: Request, exc: errors.TextserveError) -> JSONResponse:
         status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 500)
         # 503 and 504 are load, not faults: the metrics and the access log count them.
         if status >= 500 and status not in (503, 504):
@@ -113,6 +157,9 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = exc.errors()
         first = problems[0] if problems else {"loc": ("body",), "msg": "invalid request"}
         if first.get("type") == "json_invalid":
+            refused = _refused_caller(request)
+            if refused is not None:
+                return domain_error(request, refused)
             # FastAPI locates a JSON syntax error by character offset: the field is the body.
             param = "body"
             ctx: Any = first.get("ctx") or {}
@@ -130,6 +177,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == FASTAPI_BODY_ERROR:
+            # FastAPI's "error parsing the body": a JSON body that is not UTF-8 text. The key
+            # comes first; then it is refused as the lean path and a JSON syntax error are
+            # (422 naming the body), not with a status the schema does not list.
+            refused = _refused_caller(request)
+            if refused is not None:
+                return domain_error(request, refused)
+            reason = exc.__cause__ if isinstance(exc.__cause__, UnicodeError) else exc.detail
+            message = f"body: invalid JSON: {reason}"
+            detail = [{"loc": ["body"], "msg": f"invalid JSON: {reason}", "type": "json_invalid"}]
+            return error_response(request, 422, "invalid_request", message, "body", detail=detail)
         if isinstance(exc, BodyRejected):
             code, param = exc.code, exc.param
         elif exc.status_code == 413:
@@ -137,6 +195,12 @@ def install_error_handlers(app: FastAPI) -> None:
         else:
             code, param = "http_error", None
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            root = request.scope.get("root_path", "")
+            path = request.url.path.removeprefix(root) if root else request.url.path
+            allow = allowed_methods(request.app, path)
+            if allow is not None:
+                headers = {**(headers or {}), "Allow": allow}
         return error_response(request, exc.status_code, code, str(exc.detail), param, headers)
 
     @app.exception_handler(ClientGone)

@@ -1,7 +1,7 @@
 """The answer of /classify with several tasks or models (``tasks``, ``models``, ``stream``).
 
 Kept apart from app/api/routes/classify.py, whose single-model answer stays as lean as it is;
-both the FastAPI route and the lean endpoint reach this through ``classify.answer``.
+both the FastAPI route and the lean endpoint reach this through ``routes.classify.answer``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.errors import InvalidInput
-from app.api.routes.classify import check_texts, timeout_seconds
+from app.api.inference import check_texts, timeout_seconds
 from app.api.schemas import ClassifyRequest
 from app.errors import InvalidModelName, ModelNotFound
 from app.service import Services

@@ -15,14 +15,14 @@ from app.api.schemas_reply import HandoffReason, IntentScore, SentimentView, Slo
 
 
 class TextPart(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     type: Literal["text"]
     text: str
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[TextPart] | None = None
@@ -52,7 +52,7 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     include_usage: bool = False
 
@@ -61,7 +61,7 @@ class ChatExtension(BaseModel):
     """Request extension: ``{"textserve": {"slots": {...}, "timeout_ms": N}}`` (``extra_body``
     in the client)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     slots: Slots | None = None
     timeout_ms: int | None = Field(None, ge=1, description="Deadline for this request.")
@@ -73,7 +73,7 @@ class ChatExtension(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+    model_config = ConfigDict(extra="ignore", protected_namespaces=(), strict=True)
 
     model: str = Field(description="A reply model as `name` or `name@version`.")
     messages: list[ChatMessage] = Field(min_length=1, max_length=200)
@@ -138,16 +138,52 @@ class ChatCompletion(BaseModel):
     textserve: ChatExtensionView
 
 
+class ChunkDelta(BaseModel):
+    """What a chunk adds to the message: the role first, then pieces of the content."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: Literal["stop"] | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One server-sent event of a streamed answer (``object: chat.completion.chunk``).
+
+    Sent with only the fields set when it was built (``model_dump_json(exclude_unset=True)``,
+    as ``chunk`` builds them): ``textserve`` on the first chunk, ``usage`` only when the
+    request asked for it (``null`` on every chunk but the last, as OpenAI sends it).
+    """
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    system_fingerprint: str
+    choices: list[ChunkChoice] = Field(description="Empty in the final usage-only chunk.")
+    usage: Usage | None = None
+    textserve: ChatExtensionView | None = None
+
+
 def chunk(
     base: dict[str, Any],
-    delta: dict[str, Any] | None,
-    finish_reason: str | None = None,
+    delta: ChunkDelta | None,
+    finish_reason: Literal["stop"] | None = None,
     **extra: Any,
-) -> dict[str, Any]:
-    """One ``chat.completion.chunk`` event body; ``delta=None`` makes the usage-only chunk."""
+) -> str:
+    """One chunk as JSON: ``base`` (id, created, model, system_fingerprint), a choice with
+    ``delta`` (``None`` makes the usage-only chunk), and ``extra`` fields (usage, textserve)."""
     choices = (
         []
         if delta is None
-        else [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]
+        else [ChunkChoice(index=0, delta=delta, finish_reason=finish_reason, logprobs=None)]
     )
-    return {**base, "object": "chat.completion.chunk", "choices": choices, **extra}
+    body = ChatCompletionChunk(**base, object="chat.completion.chunk", choices=choices, **extra)
+    return body.model_dump_json(exclude_unset=True)

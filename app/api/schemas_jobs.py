@@ -76,17 +76,24 @@ class FileDeleted(BaseModel):
     deleted: bool = True
 
 
+class StrictHyperparameters(Hyperparameters):
+    """``Hyperparameters`` as a request reads them: ``"epochs": "3"`` is refused (422 naming
+    the field), not coerced. The training code keeps its own lax reading of stored specs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, title="Hyperparameters")
+
+
 class Resources(BaseModel):
     """What a job asks of the Ray cluster (the local runner runs one job per process)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     cpus: float = Field(1.0, gt=0, le=256)
     gpus: float = Field(0.0, ge=0, le=16)
 
 
 class FineTuneCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=True)
 
     model: str = Field(description="Name to publish under; a new name creates a new model.")
     task: Literal["classification", "reply"] | None = Field(
@@ -101,7 +108,7 @@ class FineTuneCreate(BaseModel):
     base_model: str = Field(
         "packaged", description="'packaged' (all-MiniLM-L6-v2), a local folder or a hub id."
     )
-    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    hyperparameters: StrictHyperparameters = Field(default_factory=StrictHyperparameters)
     promote: Literal["never", "if_better", "always"] = "if_better"
     resources: Resources = Field(default_factory=Resources)
 
@@ -208,7 +215,7 @@ class FineTuneEventList(BaseModel):
 
 
 class PromoteRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     version: int = Field(ge=1)
 

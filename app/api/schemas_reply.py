@@ -13,7 +13,7 @@ MAX_HISTORY = 200
 
 
 class HistoryTurn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     role: Literal["user", "assistant", "system"] = Field(
         description="`user` is the customer, `assistant` the bot or agent."
@@ -55,7 +55,7 @@ def slot_strings(value: Slots | None) -> dict[str, str]:
 class ReplyRequest(BaseModel):
     """One customer message, with optional context and placeholder values."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=True)
 
     message: str = Field(description="The customer's message to answer.")
     conversation_id: str | None = Field(

@@ -41,6 +41,8 @@ CASES: list[tuple[Any, dict[str, str]]] = [
     ({"task": "sentiment", "text": "hi", "top_k": 0}, AS_INFER),
     (b'{"task": "sentiment", "text": ', AS_INFER),
     (b"[1, 2, 3]", AS_INFER),
+    (b'{"task": "sentiment", "text": "caf\xe9"}', AS_INFER),
+    (b'{"task": "sentiment", "text": "caf\xe9"}', {}),
     ({"task": "sentiment", "text": "no key"}, {}),
     ({"task": "sentiment", "text": "wrong key"}, {"X-API-Key": "nope"}),
     ({"task": "sentiment", "text": "admin key"}, {"X-API-Key": ADMIN}),

@@ -24,14 +24,25 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response
 
+from app.api import sse
 from app.api.deps import ServicesDep
 from app.api.disconnect import unless_client_leaves
 from app.api.errors import STATUS, InvalidInput
-from app.api.routes.classify import ERRORS, timeout_seconds, timing_headers
-from app.api.routes.reply import check_message, reply_view
-from app.api.schemas_chat import ChatCompletion, ChatCompletionRequest, ChatMessage, chunk
+from app.api.inference import ERRORS, timeout_seconds, timing_headers
+from app.api.routes.reply import check_message, json_response, reply_view
+from app.api.schemas_chat import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ChatExtensionView,
+    ChatMessage,
+    Choice,
+    ChunkDelta,
+    Usage,
+    chunk,
+)
 from app.api.schemas_reply import slot_strings
 from app.config import Settings
 from app.errors import TextserveError
@@ -49,7 +60,6 @@ _HISTORY_ROLES: dict[str, Role] = {
     "system": "system",
     "developer": "system",
 }
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def split_messages(settings: Settings, messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
@@ -102,67 +112,57 @@ async def chat_completions(
         ),
     )
     result = await unless_client_leaves(work, request.receive)
-    base = {
+    base: dict[str, Any] = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "created": int(time.time()),
         "model": result.model,
         "system_fingerprint": f"{result.model}@{result.version}",
     }
-    extension = {**reply_view(result), "version": result.version}
+    extension = ChatExtensionView(**reply_view(result), version=result.version)
     prompt_tokens, completion_tokens = result.usage()
-    usage = {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
+    usage = Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
     headers = timing_headers(result.timings)
     if not body.stream:
-        payload = {
+        answer = ChatCompletion(
             **base,
-            "object": "chat.completion",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": result.reply},
-                    "finish_reason": "stop",
-                    "logprobs": None,
-                }
-            ],
-            "usage": usage,
-            "textserve": extension,
-        }
-        return JSONResponse(payload, headers=headers)
+            choices=[Choice(message=AssistantMessage(content=result.reply))],
+            usage=usage,
+            textserve=extension,
+        )
+        return json_response(answer, headers)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     events = stream_events(base, result.reply, extension, usage if include_usage else None, request)
-    return StreamingResponse(
-        events, media_type="text/event-stream", headers={**headers, **STREAM_HEADERS}
-    )
+    return sse.response(events, headers)
 
 
 async def stream_events(
     base: dict[str, Any],
     text: str,
-    extension: dict[str, Any],
-    usage: dict[str, int] | None,
+    extension: ChatExtensionView,
+    usage: Usage | None,
     request: Request,
 ) -> AsyncIterator[str]:
     """Role chunk (with the extension), content chunks, finish chunk, [usage chunk], [DONE]."""
     # With include_usage, OpenAI sends "usage": null on every chunk but the last.
     nulls: dict[str, Any] = {} if usage is None else {"usage": None}
     try:
-        yield _event(
-            chunk(base, {"role": "assistant", "content": ""}, textserve=extension, **nulls)
-        )
+        first = ChunkDelta(role="assistant", content="")
+        yield sse.event(chunk(base, first, textserve=extension, **nulls))
         for piece in reply_pieces(text):
-            yield _event(chunk(base, {"content": piece}, **nulls))
-        yield _event(chunk(base, {}, "stop", **nulls))
+            yield sse.event(chunk(base, ChunkDelta(content=piece), **nulls))
+        yield sse.event(chunk(base, ChunkDelta(), "stop", **nulls))
         if usage is not None:
-            yield _event(chunk(base, None, usage=usage))
-        yield "data: [DONE]\n\n"
+            yield sse.event(chunk(base, None, usage=usage))
+        yield sse.DONE
     except Exception as exc:  # the status line is gone: the error travels as an event
         request_id = getattr(request.state, "request_id", None)
         log.exception("chat stream %s failed after it started", request_id)
-        yield _event({"error": _error_body(exc, request_id)})
+        error = {"error": _error_body(exc, request_id)}
+        yield sse.event(json.dumps(error, separators=(",", ":"), ensure_ascii=False))
 
 
 def _error_body(exc: Exception, request_id: str | None) -> dict[str, Any]:
@@ -179,7 +179,3 @@ def _error_body(exc: Exception, request_id: str | None) -> dict[str, Any]:
         "status": status,
         "request_id": request_id,
     }
-
-
-def _event(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, separators=(',', ':'), ensure_ascii=False)}\n\n"

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request as StarletteRequest
 
 from app.api.deps import ServicesDep
 from app.api.errors import InvalidInput
-from app.api.schemas import ErrorResponse
+from app.api.schemas import PAGE_ERRORS, ErrorResponse
 from app.api.schemas_jobs import FileDeleted, FileList, FileObject
 from app.errors import PayloadTooLarge
 
@@ -68,7 +69,10 @@ async def upload_file(request: Request, services: ServicesDep) -> FileObject:
                 raise PayloadTooLarge(f"the upload exceeds the limit of {limit} bytes")
             body.write(chunk)
         body.seek(0)
-        form = await _replay(request, body).form(max_files=1, max_fields=8)
+        try:
+            form = await _replay(request, body).form(max_files=1, max_fields=8)
+        except HTTPException as exc:  # Starlette's 400 for a malformed multipart body
+            raise InvalidInput("file", f"not a readable multipart form: {exc.detail}") from exc
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidInput("file", "send the data set as the multipart field 'file'")
@@ -99,7 +103,7 @@ def _replay(request: Request, body: Any) -> StarletteRequest:
     return StarletteRequest(request.scope, receive)
 
 
-@router.get("", response_model=FileList)
+@router.get("", response_model=FileList, responses=PAGE_ERRORS)
 async def list_files(
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

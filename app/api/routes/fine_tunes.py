@@ -12,8 +12,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.api import sse
 from app.api.deps import ServicesDep
-from app.api.schemas import ErrorResponse
+from app.api.schemas import PAGE_ERRORS, ErrorResponse
 from app.api.schemas_jobs import (
     FineTuneCreate,
     FineTuneEvent,
@@ -29,6 +30,9 @@ router = APIRouter(prefix="/v1/fine-tunes", tags=["fine-tunes"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (404, 409, 422)
 }
+# The largest id the job store keeps (PostgreSQL's INTEGER): a larger `after` is refused in
+# the schema (422) rather than failing in the database.
+MAX_EVENT_ID = 2**31 - 1
 STREAM_POLL_S = 0.5
 STREAM_KEEPALIVE_S = 15.0
 
@@ -55,7 +59,7 @@ async def create_fine_tune(body: FineTuneCreate, services: ServicesDep) -> FineT
     return FineTuneJob.of(job)
 
 
-@router.get("", response_model=FineTuneList)
+@router.get("", response_model=FineTuneList, responses=PAGE_ERRORS)
 async def list_fine_tunes(
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -88,7 +92,9 @@ async def list_events(
     request: Request,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: Annotated[int | None, Query(ge=0, description="Last event id already seen.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Last event id already seen.")
+    ] = None,
     stream: bool = False,
 ) -> FineTuneEventList | StreamingResponse:
     """A job's events, oldest first. `?stream=true` sends them as server-sent events as they
@@ -96,12 +102,9 @@ async def list_events(
     await run_in_threadpool(services.jobs.get, job_id)  # 404 for an unknown job
     if stream:
         last = request.headers.get("last-event-id", "")
-        start = int(last) if last.isdigit() else after
-        return StreamingResponse(
-            _sse(services, request, job_id, start),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        # A header out of range is read as no header, as a malformed one is.
+        start = int(last) if last.isdigit() and int(last) <= MAX_EVENT_ID else after
+        return sse.response(_sse(services, request, job_id, start))
     events = await run_in_threadpool(services.jobs.events, job_id, after, limit + 1)
     return FineTuneEventList(
         data=[FineTuneEvent.of(e) for e in events[:limit]], has_more=len(events) > limit
@@ -116,17 +119,16 @@ async def _sse(
         events = await run_in_threadpool(services.jobs.events, job_id, after, 500)
         for e in events:
             after = e.id
-            body = FineTuneEvent.of(e).model_dump_json()
-            yield f"id: {e.id}\nevent: {e.type}\ndata: {body}\n\n"
+            yield sse.event(FineTuneEvent.of(e).model_dump_json(), name=e.type, event_id=e.id)
             last_sent = time.monotonic()
         if not events:
             job = await run_in_threadpool(services.jobs.get, job_id)
             if job.state in TERMINAL:
-                yield f"event: end\ndata: {json.dumps({'status': job.state})}\n\n"
+                yield sse.event(json.dumps({"status": job.state}), name="end")
                 return
             if await request.is_disconnected():
                 return
             if time.monotonic() - last_sent > STREAM_KEEPALIVE_S:
-                yield ": keep-alive\n\n"
+                yield sse.KEEPALIVE
                 last_sent = time.monotonic()
             await asyncio.sleep(STREAM_POLL_S)

@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+from pydantic import BaseModel
 
 from app.api.deps import ServicesDep
 from app.api.disconnect import unless_client_leaves
 from app.api.errors import InvalidInput
-from app.api.routes.classify import ERRORS, timeout_seconds, timing_headers
-from app.api.schemas_reply import HistoryTurn, ReplyRequest, ReplyResponse, slot_strings
+from app.api.inference import ERRORS, timeout_seconds, timing_headers
+from app.api.schemas_reply import (
+    HistoryTurn,
+    IntentScore,
+    ReplyRequest,
+    ReplyResponse,
+    SentimentView,
+    slot_strings,
+)
 from app.config import Settings
 from app.serving.conversations import Turn
 from app.serving.refs import ModelRef
@@ -44,7 +52,8 @@ def check_history(settings: Settings, history: list[HistoryTurn], field: str) ->
 
 
 def reply_view(reply: Reply) -> dict[str, Any]:
-    """The fields /reply and the chat extension share."""
+    """The fields ``ReplyResponse`` and the chat extension (``ChatExtensionView``) share, as
+    keyword arguments for either model."""
     sentiment = reply.sentiment
     return {
         "intent": reply.intent,
@@ -52,16 +61,22 @@ def reply_view(reply: Reply) -> dict[str, Any]:
         "handoff": reply.handoff,
         "handoff_reason": reply.handoff_reason,
         "missing_slots": reply.missing_slots,
-        "alternatives": [{"intent": a.intent, "score": a.score} for a in reply.alternatives],
+        "alternatives": [IntentScore(intent=a.intent, score=a.score) for a in reply.alternatives],
         "sentiment": None
         if sentiment is None
-        else {"label": sentiment.label, "score": sentiment.score, "model": sentiment.model},
+        else SentimentView(label=sentiment.label, score=sentiment.score, model=sentiment.model),
         "context_used": reply.context_used,
     }
 
 
+def json_response(body: BaseModel, headers: dict[str, str]) -> Response:
+    """``body`` serialized once by its own model, with ``headers``: FastAPI's response_model
+    path would validate it a second time first."""
+    return Response(body.model_dump_json(), media_type="application/json", headers=headers)
+
+
 @router.post("/reply", response_model=ReplyResponse, responses=ERRORS)
-async def reply(body: ReplyRequest, services: ServicesDep, request: Request) -> JSONResponse:
+async def reply(body: ReplyRequest, services: ServicesDep, request: Request) -> Response:
     """Answer a customer message with a vetted reply, and say whether a human should take over."""
     settings = services.settings
     check_message(settings, body.message, "message")
@@ -79,16 +94,15 @@ async def reply(body: ReplyRequest, services: ServicesDep, request: Request) -> 
     )
     # A client gone before its answer: no model run, and no turn added to its conversation.
     result = await unless_client_leaves(work, request.receive)
-    payload = {
-        "reply": result.reply,
+    answer = ReplyResponse(
+        reply=result.reply,
         **reply_view(result),
-        "template": result.template,
-        "conversation_id": result.conversation_id,
-        "model": result.model,
-        "version": result.version,
-    }
+        template=result.template,
+        conversation_id=result.conversation_id,
+        model=result.model,
+        version=result.version,
+    )
     headers = timing_headers(result.timings)
     if result.stateless:  # the conversation store was unreachable (docs/scale-out.md)
         headers[CONVERSATION_STATE_HEADER] = "stateless"
-    # Built by hand rather than through response_model: skips a second validation pass.
-    return JSONResponse(payload, headers=headers)
+    return json_response(answer, headers)
