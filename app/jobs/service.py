@@ -24,7 +24,7 @@ from app.errors import Conflict, FileNotFound
 from app.jobs.checks import check_files, resolve_task
 from app.jobs.files import FileStore
 from app.jobs.promotion import Decision, decide
-from app.jobs.records import FileRecord, JobRecord, Promote
+from app.jobs.records import EventRecord, FileRecord, JobRecord, Promote
 from app.jobs.recovery import lost_jobs, owner_id, stop_orphaned_worker
 from app.jobs.reporting import Reporter, Run
 from app.jobs.runners import Runner
@@ -472,6 +472,12 @@ class JobService:
 
     def log_path(self, job: JobRecord) -> Path:
         return self._work_dir(job) / LOG_FILE
+
+    def list_jobs(self, limit: int, after: str | None) -> tuple[list[JobRecord], bool]:
+        return self.db.list_jobs(limit, after)
+
+    def events(self, job_id: str, after: int | None, limit: int) -> list[EventRecord]:
+        return self.db.events(job_id, after, limit)
 
 
 def _file(files: FileStore, file_id: str, param: str) -> FileRecord:
