@@ -17,13 +17,13 @@ from app.api.schemas_fine_tuning import (
     FineTuningCheckpointList,
     FineTuningJob,
     FineTuningJobCheckpoint,
-    FineTuningJobCreate,
     FineTuningJobEvent,
     FineTuningJobEventList,
     FineTuningJobList,
     checkpoint_id,
     event_cursor,
 )
+from app.api.schemas_fine_tuning_create import FineTuningJobCreate
 from app.errors import JobNotFound
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning (OpenAI)"])
@@ -31,6 +31,8 @@ router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning (OpenAI)"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (404, 409, 422)
 }
+# Reads never conflict: 404 (a job, or an `after` naming none) and 422.
+READ_ERRORS: dict[int | str, dict[str, Any]] = {code: ERRORS[code] for code in (404, 422)}
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page.")]
 
 
@@ -55,7 +57,7 @@ async def create_job(body: FineTuningJobCreate, services: ServicesDep) -> FineTu
     return FineTuningJob.of(job)
 
 
-@router.get("", response_model=FineTuningJobList, responses=ERRORS)
+@router.get("", response_model=FineTuningJobList, responses=READ_ERRORS)
 async def list_jobs(
     services: ServicesDep, limit: Limit = 20, after: str | None = None
 ) -> FineTuningJobList:
@@ -64,7 +66,7 @@ async def list_jobs(
     return FineTuningJobList(data=[FineTuningJob.of(j) for j in jobs], has_more=more)
 
 
-@router.get("/{job_id}", response_model=FineTuningJob, responses=ERRORS)
+@router.get("/{job_id}", response_model=FineTuningJob, responses=READ_ERRORS)
 async def retrieve_job(job_id: str, services: ServicesDep) -> FineTuningJob:
     """One job."""
     return FineTuningJob.of(await run_in_threadpool(services.jobs.get, job_id))
@@ -76,7 +78,7 @@ async def cancel_job(job_id: str, services: ServicesDep) -> FineTuningJob:
     return FineTuningJob.of(await run_in_threadpool(services.jobs.cancel, job_id))
 
 
-@router.get("/{job_id}/events", response_model=FineTuningJobEventList, responses=ERRORS)
+@router.get("/{job_id}/events", response_model=FineTuningJobEventList, responses=READ_ERRORS)
 async def list_events(
     job_id: str,
     services: ServicesDep,
@@ -95,7 +97,7 @@ async def list_events(
     )
 
 
-@router.get("/{job_id}/checkpoints", response_model=FineTuningCheckpointList, responses=ERRORS)
+@router.get("/{job_id}/checkpoints", response_model=FineTuningCheckpointList, responses=READ_ERRORS)
 async def list_checkpoints(
     job_id: str, services: ServicesDep, limit: Limit = 10, after: str | None = None
 ) -> FineTuningCheckpointList:
