@@ -46,6 +46,10 @@ def test_routes_need_a_key_with_their_scope(tiny_store: ModelStore) -> None:
             assert (await client.get("/v1/files", headers=header)).status_code == 403
             assert (await client.get("/v1/files", headers=admin)).status_code == 200
             assert (await client.get("/v1/fine-tunes", headers=admin)).status_code == 200
+            # OpenAI's fine-tuning paths are the same admin operations.
+            assert (await client.get("/v1/fine_tuning/jobs", headers=admin)).status_code == 200
+            assert (await client.get("/v1/fine_tuning/jobs", headers=header)).status_code == 403
+            assert (await client.get("/v1/fine_tuning/jobs")).status_code == 401
             r = await client.post("/v1/models/sentiment/rollback", headers=header)
             assert r.status_code == 403
             # The model list is readable by either.

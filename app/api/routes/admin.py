@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import files, fine_tunes, model_admin
+from app.api.routes import files, fine_tunes, fine_tuning, model_admin
 
 router = APIRouter()
-for _sub in (files.router, fine_tunes.router, model_admin.router):
+for _sub in (files.router, fine_tunes.router, fine_tuning.router, model_admin.router):
     router.include_router(_sub)
