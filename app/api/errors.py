@@ -16,6 +16,7 @@ from app import errors
 from app.api.auth import check_caller
 from app.api.disconnect import CLIENT_GONE_STATUS, ClientGone
 from app.api.middleware import BodyRejected
+from app.knowledge import errors as knowledge
 from app.training.errors import BaseModelUnavailable, InvalidDataset
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,13 @@ STATUS: dict[type[errors.TextserveError], int] = {
     errors.ConversationNotFound: 404,
     InvalidDataset: 422,
     BaseModelUnavailable: 422,
+    # Knowledge bases (docs/knowledge-bases.md); DocumentTooLarge is a PayloadTooLarge (413)
+    # and ReindexRequired a Conflict (409).
+    knowledge.KnowledgeBaseNotFound: 404,
+    knowledge.DocumentNotFound: 404,
+    knowledge.CollectionNotFound: 404,
+    knowledge.InvalidDocument: 422,
+    knowledge.InvalidVectors: 422,
 }
 RETRYABLE = {429, 503}
 # What FastAPI's 400 says when it cannot read a JSON body (not UTF-8): no other trait marks it.

@@ -6,6 +6,10 @@ model runs beside it when one is active. The intent head gives the intent and co
 the embedding picks the closest template of that intent from the model's response bank.
 Replies therefore only ever come from the bank: a template whose placeholders cannot all be
 filled is not sent; the customer is asked for what is missing instead (``missing_slots``).
+
+With a knowledge base named, a message the intents do not cover (the model is unsure, or its
+intent matches less well than the best passage) is answered with the best sentence(s) of the
+best passage when that passage clears ``kb_min_score``; otherwise the handoff stands.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from app.errors import (
     SharedStateUnavailable,
     TextserveError,
 )
+from app.knowledge.errors import KnowledgeBaseNotFound
+from app.knowledge.service import Caller, KnowledgeBaseService
+from app.knowledge.vectors import SearchHit
 from app.metrics import Metrics
 from app.registry.registry import ModelRegistry
 from app.runtime.engine import InferenceEngine
@@ -51,6 +58,9 @@ from app.store.bank import (
 log = logging.getLogger(__name__)
 
 HandoffReason = Literal["customer_asked_for_human", "low_confidence", "negative_sentiment"]
+AnswerSource = Literal["template", "knowledge_base"]
+# Passages a knowledge-base answer reads: the best is quoted, the others may be cited.
+KB_PASSAGES = 3
 NEGATIVE_LABEL = "negative"
 # A follow-up is read in context unless that reading is clearly less sure than alone.
 FOLLOW_UP_MARGIN = 0.1
@@ -68,6 +78,7 @@ class ReplyPolicy:
     sentiment_model: str | None = "sentiment"
     alternatives: int = 3
     default_slots: Mapping[str, str] = field(default_factory=dict)
+    kb_min_score: float = 0.45  # least cosine of the best passage to answer from it
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,16 @@ class Sentiment:
     score: float
     negative: float  # P(negative), what the handoff rule compares
     model: str  # name@version
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A knowledge-base passage behind an answer (the first is the one quoted)."""
+
+    document_id: str
+    chunk_id: str
+    score: float
+    metadata: Mapping[str, object]
 
 
 @dataclass(frozen=True)
@@ -106,6 +127,10 @@ class Reply:
     # The conversation store could not be reached: answered without the kept turns, and
     # this exchange was not kept (the route says so in a header).
     stateless: bool = False
+    # "knowledge_base": ``reply`` quotes a passage (``citations``); intent and confidence
+    # are still the intent model's best guess.
+    answer_source: AnswerSource = "template"
+    citations: tuple[Citation, ...] = ()
 
     def usage(self) -> tuple[int, int]:
         """(prompt, completion) tokens as the model's tokenizer counts them: the inputs as
@@ -130,7 +155,9 @@ class Responder:
         conversations: Conversations,
         metrics: Metrics,
         policy: ReplyPolicy,
+        knowledge: KnowledgeBaseService | None = None,
     ) -> None:
+        self._knowledge = knowledge
         self._registry = registry
         self._classifier = classifier
         self.conversations = conversations
@@ -150,6 +177,8 @@ class Responder:
         conversation_id: str | None = None,
         owner: str | None = None,
         slots: Mapping[str, str] | None = None,
+        knowledge_base: str | None = None,
+        caller: Caller | None = None,
         timeout_s: float,
     ) -> Reply:
         """The reply to ``message``. ``history`` (oldest first, without ``message``) wins
@@ -157,6 +186,8 @@ class Responder:
 
         ``owner`` (the caller's API key name) scopes the conversation: the same id sent with
         another key is another conversation, so no client reads or extends another's.
+        ``knowledge_base``: a knowledge base ``caller`` may read, answering what the intents
+        do not cover.
         """
         started = time.perf_counter()
         # Only server-kept conversations are read and extended: a client's history wins.
@@ -164,6 +195,9 @@ class Responder:
         if conversation_id is not None and history is None:
             kept = conversation_key(owner, conversation_id)
         policy = self.policy
+        caller = caller or Caller(owner)
+        if knowledge_base is not None:  # an unknown one is refused before any model runs
+            await asyncio.to_thread(self._knowledge_service().get, knowledge_base, caller)
         engine = self._engine(model or ModelRef(policy.default_model))
         loaded = await self._load(engine)
         bank = loaded.bank
@@ -194,7 +228,16 @@ class Responder:
         confidence = scores[order[0]]
         reason = self._handoff_reason(bank, intent, confidence, sentiment)
 
-        template, text, missing = self._compose(bank, intent, reason, embeddings[row], slots)
+        found = None
+        if knowledge_base is not None and reason in (None, "low_confidence"):
+            found = await self._from_knowledge(knowledge_base, message, caller, reason, confidence)
+        citations: tuple[Citation, ...] = ()
+        missing: list[str] = []
+        if found is not None:
+            text, citations = found
+            template, reason = Template("", ""), None
+        else:
+            template, text, missing = self._compose(bank, intent, reason, embeddings[row], slots)
         version = str(engine.version)
         self._predictions.labels(engine.name, version, intent).inc()
         if reason is not None:
@@ -239,7 +282,37 @@ class Responder:
             max_length=engine.manifest.max_seq_length,
             counter=loaded.counter,
             stateless=stateless,
+            answer_source="knowledge_base" if found is not None else "template",
+            citations=citations,
         )
+
+    def _knowledge_service(self) -> KnowledgeBaseService:
+        if self._knowledge is None:
+            raise KnowledgeBaseNotFound("this service has no knowledge bases")
+        return self._knowledge
+
+    async def _from_knowledge(
+        self,
+        kb_id: str,
+        message: str,
+        caller: Caller,
+        reason: HandoffReason | None,
+        confidence: float,
+    ) -> tuple[str, tuple[Citation, ...]] | None:
+        """The answer quoted from the knowledge base and its citations, or None when its best
+        passage is below ``kb_min_score`` or, for a confident intent, matches no better than
+        the intent does (its cosine against the intent's probability)."""
+        found = await asyncio.to_thread(
+            self._knowledge_service().answer, kb_id, message, caller, KB_PASSAGES
+        )
+        hits, answer = found
+        if answer is None or not hits:
+            return None
+        best = hits[0].score
+        if best < self.policy.kb_min_score or (reason is None and best <= confidence):
+            return None
+        cited = [hits[0], *(h for h in hits[1:] if h.score >= self.policy.kb_min_score)]
+        return answer.text, tuple(_citation(h) for h in cited)
 
     def _compose(
         self,
@@ -351,6 +424,10 @@ class Responder:
             self._banks[ref] = reading.result()
             while len(self._banks) > _CACHED_BANKS:
                 self._banks.popitem(last=False)
+
+
+def _citation(hit: SearchHit) -> Citation:
+    return Citation(hit.document_id, hit.chunk_id, hit.score, dict(hit.metadata))
 
 
 def _read_bank(engine: InferenceEngine) -> _Loaded:
