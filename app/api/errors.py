@@ -95,7 +95,12 @@ def error_response(
 
 
 def _loc_to_param(loc: Any) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    # Only the first element says where (body, query string, path): a body field may be
+    # called `query` (a knowledge-base search) and must still be named.
+    loc = list(loc)
+    if loc and loc[0] in ("body", "query", "path"):
+        loc = loc[1:]
+    parts = [str(p) for p in loc]
     return ".".join(parts) if parts else "body"
 
 
