@@ -34,14 +34,13 @@ from app.errors import (
     SharedStateUnavailable,
     TextserveError,
 )
-from app.knowledge.errors import KnowledgeBaseNotFound
 from app.knowledge.service import Caller, KnowledgeBaseService
-from app.knowledge.vectors import SearchHit
 from app.metrics import Metrics
 from app.registry.registry import ModelRegistry
 from app.runtime.engine import InferenceEngine
 from app.serving.classifier import Classifier, Timings
 from app.serving.conversations import Conversations, Turn, conversation_key, is_follow_up
+from app.serving.kb_answers import AnswerSource, Citation, KnowledgeAnswers
 from app.serving.ranking import ranked
 from app.serving.refs import ModelRef
 from app.serving.templates import choose
@@ -58,9 +57,6 @@ from app.store.bank import (
 log = logging.getLogger(__name__)
 
 HandoffReason = Literal["customer_asked_for_human", "low_confidence", "negative_sentiment"]
-AnswerSource = Literal["template", "knowledge_base"]
-# Passages a knowledge-base answer reads: the best is quoted, the others may be cited.
-KB_PASSAGES = 3
 NEGATIVE_LABEL = "negative"
 # A follow-up is read in context unless that reading is clearly less sure than alone.
 FOLLOW_UP_MARGIN = 0.1
@@ -93,16 +89,6 @@ class Sentiment:
     score: float
     negative: float  # P(negative), what the handoff rule compares
     model: str  # name@version
-
-
-@dataclass(frozen=True)
-class Citation:
-    """A knowledge-base passage behind an answer (the first is the one quoted)."""
-
-    document_id: str
-    chunk_id: str
-    score: float
-    metadata: Mapping[str, object]
 
 
 @dataclass(frozen=True)
@@ -157,7 +143,7 @@ class Responder:
         policy: ReplyPolicy,
         knowledge: KnowledgeBaseService | None = None,
     ) -> None:
-        self._knowledge = knowledge
+        self._knowledge = KnowledgeAnswers(knowledge, policy.kb_min_score)
         self._registry = registry
         self._classifier = classifier
         self.conversations = conversations
@@ -197,7 +183,7 @@ class Responder:
         policy = self.policy
         caller = caller or Caller(owner)
         if knowledge_base is not None:  # an unknown one is refused before any model runs
-            await asyncio.to_thread(self._knowledge_service().get, knowledge_base, caller)
+            await self._knowledge.check(knowledge_base, caller)
         engine = self._engine(model or ModelRef(policy.default_model))
         loaded = await self._load(engine)
         bank = loaded.bank
@@ -230,7 +216,9 @@ class Responder:
 
         found = None
         if knowledge_base is not None and reason in (None, "low_confidence"):
-            found = await self._from_knowledge(knowledge_base, message, caller, reason, confidence)
+            found = await self._knowledge.answer(
+                knowledge_base, message, caller, confident=reason is None, confidence=confidence
+            )
         citations: tuple[Citation, ...] = ()
         missing: list[str] = []
         if found is not None:
@@ -285,34 +273,6 @@ class Responder:
             answer_source="knowledge_base" if found is not None else "template",
             citations=citations,
         )
-
-    def _knowledge_service(self) -> KnowledgeBaseService:
-        if self._knowledge is None:
-            raise KnowledgeBaseNotFound("this service has no knowledge bases")
-        return self._knowledge
-
-    async def _from_knowledge(
-        self,
-        kb_id: str,
-        message: str,
-        caller: Caller,
-        reason: HandoffReason | None,
-        confidence: float,
-    ) -> tuple[str, tuple[Citation, ...]] | None:
-        """The answer quoted from the knowledge base and its citations, or None when its best
-        passage is below ``kb_min_score`` or, for a confident intent, matches no better than
-        the intent does (its cosine against the intent's probability)."""
-        found = await asyncio.to_thread(
-            self._knowledge_service().answer, kb_id, message, caller, KB_PASSAGES
-        )
-        hits, answer = found
-        if answer is None or not hits:
-            return None
-        best = hits[0].score
-        if best < self.policy.kb_min_score or (reason is None and best <= confidence):
-            return None
-        cited = [hits[0], *(h for h in hits[1:] if h.score >= self.policy.kb_min_score)]
-        return answer.text, tuple(_citation(h) for h in cited)
 
     def _compose(
         self,
@@ -424,10 +384,6 @@ class Responder:
             self._banks[ref] = reading.result()
             while len(self._banks) > _CACHED_BANKS:
                 self._banks.popitem(last=False)
-
-
-def _citation(hit: SearchHit) -> Citation:
-    return Citation(hit.document_id, hit.chunk_id, hit.score, dict(hit.metadata))
 
 
 def _read_bank(engine: InferenceEngine) -> _Loaded:
