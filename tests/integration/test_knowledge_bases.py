@@ -70,9 +70,11 @@ async def make_kb(client: httpx.AsyncClient, **headers: str) -> str:
     return str(kb["id"])
 
 
-def test_create_add_search_replace_and_delete(store: ModelStore) -> None:
+# The local store (default) and Qdrant (qdrant-client's local mode) behind the same routes.
+@pytest.mark.parametrize("vector_url", [None, ":memory:"], ids=["local", "qdrant"])
+def test_create_add_search_replace_and_delete(store: ModelStore, vector_url: str | None) -> None:
     async def main() -> None:
-        async with app_for(store) as (client, _):
+        async with app_for(store, vector_url=vector_url) as (client, _):
             kb_id = await make_kb(client)
             kb = await ok(await client.get(f"{KB}/{kb_id}"))
             assert (kb["object"], kb["name"], kb["model"], kb["model_version"]) == (
@@ -244,11 +246,18 @@ def test_bad_input_is_a_4xx_naming_the_field(
     run(main)
 
 
-def test_without_a_served_embedding_model_creation_is_404(store: ModelStore) -> None:
+def test_without_a_served_embedding_model_creation_is_404(tiny_store: ModelStore) -> None:
     async def main() -> None:
-        # The default resolver: no embedding model is served from this store.
-        async with running(settings_for(store)) as (client, _):
+        # The default resolver: this store serves classifiers, no embedding model.
+        async with running(settings_for(tiny_store)) as (client, app):
             error = refused(await client.post(KB, json={"name": "kb"}), 404, "model")
             assert "embedding" in error["message"]
+            body = {"name": "kb", "model": "sentiment"}  # served, but not an embedding model
+            refused(await client.post(KB, json=body), 404, "model")
+            resolve = app.state.services.knowledge.resolve
+            assert resolve("sentiment", None) is None
+            assert resolve("sentiment", "1") is None
+            assert resolve("sentiment", "not-a-number") is None
+            assert resolve("Bad Name!", None) is None
 
     run(main)
