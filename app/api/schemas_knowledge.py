@@ -36,6 +36,20 @@ class KnowledgeBaseView(BaseModel):
     updated_at: int
 
 
+class IndexStatusView(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    object: Literal["knowledge_base.index"] = "knowledge_base.index"
+    knowledge_base: str
+    model: str
+    pinned_version: str = Field(description="The version that embedded the stored vectors.")
+    active_version: str | None = Field(description="The version served now (null: none).")
+    reindex_needed: bool = Field(
+        description="The versions differ: POST .../reindex re-embeds every document with the "
+        "active one; until then queries use the pinned one while it is served (409 after)."
+    )
+
+
 class KnowledgeBaseList(BaseModel):
     object: Literal["list"] = "list"
     data: list[KnowledgeBaseView]

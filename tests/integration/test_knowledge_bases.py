@@ -261,3 +261,37 @@ def test_without_a_served_embedding_model_creation_is_404(tiny_store: ModelStore
             assert resolve("Bad Name!", None) is None
 
     run(main)
+
+
+def test_a_new_embedding_version_is_offered_a_reindex_not_mixed(store: ModelStore) -> None:
+    served = {"1": HashingEmbedder(version="1")}
+    active = ["1"]
+
+    def resolve(model: str, version: str | None) -> Embedder | None:
+        return served.get(version or active[0]) if model == "embedding" else None
+
+    async def main() -> None:
+        async with running(settings_for(store), embedders=resolve) as (client, _):
+            kb_id = await make_kb(client)
+            index = await ok(await client.get(f"{KB}/{kb_id}/index"))
+            assert (index["pinned_version"], index["reindex_needed"]) == ("1", False)
+            # Version 2 becomes active: queries keep using version 1, a re-index is offered.
+            served["2"] = HashingEmbedder(version="2")
+            active[0] = "2"
+            index = await ok(await client.get(f"{KB}/{kb_id}/index"))
+            assert (index["active_version"], index["reindex_needed"]) == ("2", True)
+            query = {"query": "warranty on batteries"}
+            found = await ok(await client.post(f"{KB}/{kb_id}/search", json=query))
+            assert found["results"][0]["document_id"] == "warranty"
+            # Version 1 is gone: search refuses rather than mixing vectors.
+            del served["1"]
+            r = await client.post(f"{KB}/{kb_id}/search", json=query)
+            assert (r.status_code, r.json()["error"]["type"]) == (409, "reindex_required")
+            kb = await ok(await client.post(f"{KB}/{kb_id}/reindex"))
+            assert (kb["model_version"], kb["documents"]) == ("2", 3)
+            found = await ok(await client.post(f"{KB}/{kb_id}/search", json=query))
+            assert found["results"][0]["document_id"] == "warranty"
+            index = await ok(await client.get(f"{KB}/{kb_id}/index"))
+            assert index["reindex_needed"] is False
+
+    run(main)

@@ -17,6 +17,7 @@ from app.api.schemas_knowledge import (
     Deleted,
     DocumentsAdd,
     DocumentsAdded,
+    IndexStatusView,
     KnowledgeBaseCreate,
     KnowledgeBaseList,
     KnowledgeBaseView,
@@ -26,6 +27,7 @@ from app.api.schemas_knowledge import (
 )
 from app.knowledge.ingest import DocumentIn
 from app.knowledge.records import KnowledgeBase
+from app.knowledge.service import IndexStatus
 
 router = APIRouter(prefix="/v1/knowledge_bases", tags=["knowledge bases"])
 WRITE_ERRORS = {**ERRORS, 409: ERRORS[404]}
@@ -74,6 +76,38 @@ async def delete(knowledge_base_id: str, services: ServicesDep, request: Request
     """Delete the knowledge base, its documents and every vector."""
     await asyncio.to_thread(services.knowledge.delete, knowledge_base_id, caller_of(request))
     return Deleted(id=knowledge_base_id, object="knowledge_base")
+
+
+def index_view(kb_id: str, status: IndexStatus) -> IndexStatusView:
+    return IndexStatusView(
+        knowledge_base=kb_id,
+        model=status.model,
+        pinned_version=status.pinned_version,
+        active_version=status.active_version,
+        reindex_needed=status.reindex_needed,
+    )
+
+
+@router.get("/{knowledge_base_id}/index", response_model=IndexStatusView, responses=ERRORS)
+async def index_status(
+    knowledge_base_id: str, services: ServicesDep, request: Request
+) -> IndexStatusView:
+    """The embedding version the vectors come from, the active one, and whether they differ."""
+    status = await asyncio.to_thread(
+        services.knowledge.index_status, knowledge_base_id, caller_of(request)
+    )
+    return index_view(knowledge_base_id, status)
+
+
+@router.post("/{knowledge_base_id}/reindex", response_model=KnowledgeBaseView, responses=ERRORS)
+async def reindex(
+    knowledge_base_id: str, services: ServicesDep, request: Request
+) -> KnowledgeBaseView:
+    """Re-chunk and re-embed every document with the active embedding version, then swap;
+    searches use the old vectors until the swap. Synchronous: it takes as long as embedding
+    every document."""
+    kb = await asyncio.to_thread(services.knowledge.reindex, knowledge_base_id, caller_of(request))
+    return view(kb)
 
 
 @router.post(
