@@ -213,6 +213,14 @@ class Settings(BaseSettings):
         0.7, ge=0, le=1, description="Below this, read a message together with the last turn."
     )
     reply_alternatives: int = Field(3, ge=0, le=20, description="Runner-up intents returned.")
+    reply_kb_min_score: float = Field(
+        0.45,
+        ge=-1,
+        le=1,
+        description="/reply with a `knowledge_base`: least cosine similarity of the best "
+        "passage to answer from it (below: hand off as without one). Tune it for the "
+        "embedding model; see docs/knowledge-bases.md.",
+    )
     reply_slots: dict[str, str] = Field(
         default_factory=dict,
         description='Slot values for every reply, as JSON (e.g. {"website_url": "shop.example"}).',

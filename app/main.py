@@ -24,6 +24,7 @@ from app.api.routes import (
     classify,
     conversations,
     health,
+    knowledge_bases,
     metrics,
     models,
     monitor,
@@ -32,6 +33,7 @@ from app.api.routes import (
 from app.api.schemas import ClassifyRequest
 from app.cluster.redis_link import RedisLink
 from app.config import Settings
+from app.knowledge.service import EmbedderResolver
 from app.logs import configure_logging
 from app.security import Guard
 from app.service import Services
@@ -39,15 +41,20 @@ from app.service import Services
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the service. Nothing is read from the environment after this call."""
+def create_app(
+    settings: Settings | None = None, embedders: EmbedderResolver | None = None
+) -> FastAPI:
+    """Build the service. Nothing is read from the environment after this call.
+
+    ``embedders``: how knowledge bases find embedders (default: the served embedding models).
+    """
     settings = settings or Settings()
     # The shared Redis, if any (connects on first use): the guard's limits and the
     # services' conversations and promotion nudges share its connection pool and health.
     redis = RedisLink.from_settings(settings)
     # First: a service told to require keys must not build anything without them.
     guard = Guard.build(settings, redis)
-    services = Services.build(settings, redis)
+    services = Services.build(settings, redis, embedders)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,6 +111,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Reading the model list is for any caller; changing it (model_admin) is for admins.
     app.include_router(
         models.router,
+        dependencies=[Depends(require_scope("infer", "admin"))],
+        responses=AUTH_ERRORS,
+    )
+    # Knowledge bases: any caller may keep its own; an admin key sees and manages all.
+    app.include_router(
+        knowledge_bases.router,
         dependencies=[Depends(require_scope("infer", "admin"))],
         responses=AUTH_ERRORS,
     )

@@ -10,6 +10,9 @@ from app.cluster.promotions import PromotionNudge
 from app.cluster.redis_link import RedisLink
 from app.config import Settings
 from app.jobs.service import JobService
+from app.knowledge import open_vector_store
+from app.knowledge.records import KnowledgeDatabase, default_url
+from app.knowledge.service import EmbedderResolver, KnowledgeBaseService
 from app.metrics import Metrics
 from app.registry.registry import ModelRegistry
 from app.runtime.backend import CUDA, SessionOptions
@@ -20,6 +23,7 @@ from app.runtime.variants import expected_provider
 from app.serving.classifier import Classifier
 from app.serving.conversations import ConversationLimits, Conversations, ConversationStore
 from app.serving.conversations_redis import RedisConversations
+from app.serving.kb_embedders import registry_resolver
 from app.serving.monitor import OpinionMonitor, StreamGate
 from app.serving.opinion import OpinionService
 from app.serving.responder import ReplyPolicy, Responder
@@ -80,12 +84,26 @@ def build_conversations(
     return store
 
 
+def build_knowledge(
+    settings: Settings, registry: ModelRegistry, embedders: EmbedderResolver | None = None
+) -> KnowledgeBaseService:
+    """Knowledge bases over the store ``TEXTSERVE_VECTOR_URL`` names and the metadata
+    database; ``embedders`` resolves embedding model versions (default: the served models)."""
+    api_key = settings.vector_api_key.get_secret_value() if settings.vector_api_key else None
+    store = open_vector_store(
+        settings.vector_url, settings.data_dir, api_key, settings.vector_ann_min_chunks
+    )
+    database = KnowledgeDatabase(settings.knowledge_db_url or default_url(settings.data_dir))
+    return KnowledgeBaseService(store, database, embedders or registry_resolver(registry))
+
+
 def build_responder(
     settings: Settings,
     registry: ModelRegistry,
     classifier: Classifier,
     metrics: Metrics,
     redis: RedisLink | None = None,
+    knowledge: KnowledgeBaseService | None = None,
 ) -> Responder:
     conversations = build_conversations(settings, metrics, redis)
     policy = ReplyPolicy(
@@ -96,8 +114,9 @@ def build_responder(
         sentiment_model=settings.reply_sentiment_model or None,
         alternatives=settings.reply_alternatives,
         default_slots=dict(settings.reply_slots),
+        kb_min_score=settings.reply_kb_min_score,
     )
-    return Responder(registry, classifier, conversations, metrics, policy)
+    return Responder(registry, classifier, conversations, metrics, policy, knowledge)
 
 
 def build_opinion(
@@ -122,6 +141,7 @@ class Services:
     jobs: JobService
     responder: Responder
     opinion: OpinionService
+    knowledge: KnowledgeBaseService
     draining: bool = False
     # The Redis replicas share (TEXTSERVE_REDIS_URL), and the promotion nudge over it.
     redis: RedisLink | None = None
@@ -129,8 +149,14 @@ class Services:
     _loader: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings, redis: RedisLink | None = None) -> Services:
-        """Every part from settings; ``redis``: the link the guard's limits use too."""
+    def build(
+        cls,
+        settings: Settings,
+        redis: RedisLink | None = None,
+        embedders: EmbedderResolver | None = None,
+    ) -> Services:
+        """Every part from settings; ``redis``: the link the guard's limits use too;
+        ``embedders``: how knowledge bases get their embedders (default: served models)."""
         if redis is None:
             redis = RedisLink.from_settings(settings)
         metrics = Metrics()
@@ -145,7 +171,8 @@ class Services:
         )
         jobs = JobService.build(settings, store, registry, metrics)
         classifier = Classifier(registry, metrics)
-        responder = build_responder(settings, registry, classifier, metrics, redis)
+        knowledge = build_knowledge(settings, registry, embedders)
+        responder = build_responder(settings, registry, classifier, metrics, redis, knowledge)
         opinion = build_opinion(settings, registry, classifier, metrics)
         nudge = None
         if redis is not None:
@@ -161,6 +188,7 @@ class Services:
             jobs=jobs,
             responder=responder,
             opinion=opinion,
+            knowledge=knowledge,
             redis=redis,
             nudge=nudge,
         )
@@ -194,6 +222,7 @@ class Services:
         if self.nudge is not None:
             self.nudge.stop()
         self.registry.close(self.settings.drain_timeout_s)
+        self.knowledge.db.close()
 
     async def aclose(self) -> None:
         """Close what needs the event loop: the Redis connection pool."""

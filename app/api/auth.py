@@ -34,7 +34,8 @@ HeaderDep = Annotated[str | None, Depends(header_scheme)]
 
 
 async def count_texts(request: Request) -> int:
-    """Texts in the request, for the texts-per-second bucket: ``texts`` or one."""
+    """Texts in the request, for the texts-per-second bucket: ``texts`` (or a knowledge
+    base's ``documents``) or one."""
     if request.method != "POST":
         return 1
     try:
@@ -44,7 +45,10 @@ async def count_texts(request: Request) -> int:
         # Not JSON, or nested too deep for the parser (a body whose content type is not
         # JSON escapes the depth check); the route's own validation answers it.
         return 1
-    texts = body.get("texts") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return 1
+    # A knowledge base's documents are texts to embed, charged like /classify's texts.
+    texts = body.get("texts") or body.get("documents")
     return len(texts) if isinstance(texts, list) and texts else 1
 
 
@@ -60,6 +64,8 @@ def require_scope(*scopes: str) -> Callable[..., Awaitable[None]]:
         texts = await count_texts(request) if guard.limiter.counts_texts(scope) else 1
         # The key's name, not its secret, is what logs and the access log may show.
         request.state.api_key = key.name
+        # Admin keys see every caller's knowledge bases (app/api/routes/knowledge_bases.py).
+        request.state.api_key_admin = "admin" in key.scopes
         decision = await guard.limit(key, scope, texts)
         if decision is not None:
             # Left in the request state for ObserveMiddleware, which adds the headers to

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.knowledge.service import Caller
 from app.service import Services
 
 
@@ -16,3 +17,12 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def caller_of(request: Request) -> Caller:
+    """Who asks, as the key check recorded it: the key's name (None on an open service)
+    and whether it holds the admin scope (which sees every caller's knowledge bases)."""
+    return Caller(
+        getattr(request.state, "api_key", None),
+        admin=bool(getattr(request.state, "api_key_admin", False)),
+    )

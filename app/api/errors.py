@@ -16,6 +16,7 @@ from app import errors
 from app.api.auth import check_caller
 from app.api.disconnect import CLIENT_GONE_STATUS, ClientGone
 from app.api.middleware import BodyRejected
+from app.knowledge import errors as knowledge
 from app.training.errors import BaseModelUnavailable, InvalidDataset
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,13 @@ STATUS: dict[type[errors.TextserveError], int] = {
     errors.ConversationNotFound: 404,
     InvalidDataset: 422,
     BaseModelUnavailable: 422,
+    # Knowledge bases (docs/knowledge-bases.md); DocumentTooLarge is a PayloadTooLarge (413)
+    # and ReindexRequired a Conflict (409).
+    knowledge.KnowledgeBaseNotFound: 404,
+    knowledge.DocumentNotFound: 404,
+    knowledge.CollectionNotFound: 404,
+    knowledge.InvalidDocument: 422,
+    knowledge.InvalidVectors: 422,
 }
 RETRYABLE = {429, 503}
 # What FastAPI's 400 says when it cannot read a JSON body (not UTF-8): no other trait marks it.
@@ -87,7 +95,12 @@ def error_response(
 
 
 def _loc_to_param(loc: Any) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    # Only the first element says where (body, query string, path): a body field may be
+    # called `query` (a knowledge-base search) and must still be named.
+    loc = list(loc)
+    if loc and loc[0] in ("body", "query", "path"):
+        loc = loc[1:]
+    parts = [str(p) for p in loc]
     return ".".join(parts) if parts else "body"
 
 

@@ -11,7 +11,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api.schemas_reply import HandoffReason, IntentScore, SentimentView, Slots, check_slots
+from app.api.schemas_reply import (
+    ANSWER_SOURCE_DESCRIPTION,
+    KNOWLEDGE_BASE_FIELD,
+    AnswerSource,
+    CitationView,
+    HandoffReason,
+    IntentScore,
+    SentimentView,
+    Slots,
+    check_slots,
+)
 
 
 class TextPart(BaseModel):
@@ -64,6 +74,7 @@ class ChatExtension(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     slots: Slots | None = None
+    knowledge_base: str | None = KNOWLEDGE_BASE_FIELD
     timeout_ms: int | None = Field(None, ge=1, description="Deadline for this request.")
 
     @field_validator("slots", mode="before")
@@ -102,6 +113,8 @@ class ChatExtensionView(BaseModel):
     alternatives: list[IntentScore]
     sentiment: SentimentView | None
     context_used: bool
+    answer_source: AnswerSource = Field(description=ANSWER_SOURCE_DESCRIPTION)
+    citations: list[CitationView]
     version: int
 
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+KNOWLEDGE_BASE_FIELD = Field(
+    None,
+    min_length=1,
+    max_length=64,
+    description="A knowledge base's `id`: a message the intents do not cover is answered "
+    "from its documents when a passage matches well enough (`answer_source`).",
+)
 MAX_SLOTS = 64
 MAX_SLOT_CHARS = 1000
 MAX_HISTORY = 200
@@ -74,6 +81,7 @@ class ReplyRequest(BaseModel):
         None, description='Placeholder values, e.g. {"order_number": "A123"}.'
     )
     model: str | None = Field(None, description="A reply model as `name` or `name@version`.")
+    knowledge_base: str | None = KNOWLEDGE_BASE_FIELD
     timeout_ms: int | None = Field(None, ge=1, description="Deadline for this request.")
 
     @field_validator("slots", mode="before")
@@ -94,6 +102,23 @@ class SentimentView(BaseModel):
 
 
 HandoffReason = Literal["customer_asked_for_human", "low_confidence", "negative_sentiment"]
+AnswerSource = Literal["template", "knowledge_base"]
+
+
+class CitationView(BaseModel):
+    """A knowledge-base passage behind the answer; the first is the one quoted."""
+
+    document_id: str
+    chunk_id: str
+    score: float = Field(description="Cosine similarity of the passage to the message.")
+    metadata: dict[str, Any]
+
+
+ANSWER_SOURCE_DESCRIPTION = (
+    "`template`: a vetted reply (or handoff message); `knowledge_base`: sentences quoted "
+    "from a knowledge-base passage (`citations`), while `intent` and `confidence` still "
+    "report the intent model's best guess."
+)
 
 
 class ReplyResponse(BaseModel):
@@ -112,6 +137,10 @@ class ReplyResponse(BaseModel):
     )
     template: str = Field(description="The vetted template the reply comes from.")
     context_used: bool = Field(description="Whether the previous customer turn was read too.")
+    answer_source: AnswerSource = Field(description=ANSWER_SOURCE_DESCRIPTION)
+    citations: list[CitationView] = Field(
+        description="The passages a knowledge-base answer comes from; empty otherwise."
+    )
     conversation_id: str | None
     model: str
     version: int

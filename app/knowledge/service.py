@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import ModelNotFound
+from app.knowledge.answer import ExtractiveAnswer, extract_answer
 from app.knowledge.chunking import ChunkingConfig
 from app.knowledge.errors import (
     DocumentNotFound,
@@ -175,6 +176,17 @@ class KnowledgeBaseService:
         kb = self.get(kb_id, caller)
         vector = embed_all(self._embedder(kb), [query], 1)[0]
         return self.store.search(kb.collection, vector, top_k, filter)
+
+    def answer(
+        self, kb_id: str, query: str, caller: Caller, top_k: int = 3
+    ) -> tuple[list[SearchHit], ExtractiveAnswer | None]:
+        """The passages closest to ``query`` and the best sentence(s) of the first, picked
+        by the knowledge base's own embedder (for /reply's answers from documents)."""
+        check_top_k(top_k)
+        kb = self.get(kb_id, caller)
+        embedder = self._embedder(kb)
+        hits = self.store.search(kb.collection, embed_all(embedder, [query], 1)[0], top_k)
+        return hits, extract_answer(query, hits, embed=embedder.embed)
 
     # -- embedding versions ------------------------------------------------------------------
     def index_status(self, kb_id: str, caller: Caller) -> IndexStatus:

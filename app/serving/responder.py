@@ -6,6 +6,10 @@ model runs beside it when one is active. The intent head gives the intent and co
 the embedding picks the closest template of that intent from the model's response bank.
 Replies therefore only ever come from the bank: a template whose placeholders cannot all be
 filled is not sent; the customer is asked for what is missing instead (``missing_slots``).
+
+With a knowledge base named, a message the intents do not cover (the model is unsure, or its
+intent matches less well than the best passage) is answered with the best sentence(s) of the
+best passage when that passage clears ``kb_min_score``; otherwise the handoff stands.
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ from app.errors import (
     SharedStateUnavailable,
     TextserveError,
 )
+from app.knowledge.service import Caller, KnowledgeBaseService
 from app.metrics import Metrics
 from app.registry.registry import ModelRegistry
 from app.runtime.engine import InferenceEngine
 from app.serving.classifier import Classifier, Timings
 from app.serving.conversations import Conversations, Turn, conversation_key, is_follow_up
+from app.serving.kb_answers import AnswerSource, Citation, KnowledgeAnswers
 from app.serving.ranking import ranked
 from app.serving.refs import ModelRef
 from app.serving.templates import choose
@@ -68,6 +74,7 @@ class ReplyPolicy:
     sentiment_model: str | None = "sentiment"
     alternatives: int = 3
     default_slots: Mapping[str, str] = field(default_factory=dict)
+    kb_min_score: float = 0.45  # least cosine of the best passage to answer from it
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,10 @@ class Reply:
     # The conversation store could not be reached: answered without the kept turns, and
     # this exchange was not kept (the route says so in a header).
     stateless: bool = False
+    # "knowledge_base": ``reply`` quotes a passage (``citations``); intent and confidence
+    # are still the intent model's best guess.
+    answer_source: AnswerSource = "template"
+    citations: tuple[Citation, ...] = ()
 
     def usage(self) -> tuple[int, int]:
         """(prompt, completion) tokens as the model's tokenizer counts them: the inputs as
@@ -130,7 +141,9 @@ class Responder:
         conversations: Conversations,
         metrics: Metrics,
         policy: ReplyPolicy,
+        knowledge: KnowledgeBaseService | None = None,
     ) -> None:
+        self._knowledge = KnowledgeAnswers(knowledge, policy.kb_min_score)
         self._registry = registry
         self._classifier = classifier
         self.conversations = conversations
@@ -150,6 +163,8 @@ class Responder:
         conversation_id: str | None = None,
         owner: str | None = None,
         slots: Mapping[str, str] | None = None,
+        knowledge_base: str | None = None,
+        caller: Caller | None = None,
         timeout_s: float,
     ) -> Reply:
         """The reply to ``message``. ``history`` (oldest first, without ``message``) wins
@@ -157,6 +172,8 @@ class Responder:
 
         ``owner`` (the caller's API key name) scopes the conversation: the same id sent with
         another key is another conversation, so no client reads or extends another's.
+        ``knowledge_base``: a knowledge base ``caller`` may read, answering what the intents
+        do not cover.
         """
         started = time.perf_counter()
         # Only server-kept conversations are read and extended: a client's history wins.
@@ -164,6 +181,9 @@ class Responder:
         if conversation_id is not None and history is None:
             kept = conversation_key(owner, conversation_id)
         policy = self.policy
+        caller = caller or Caller(owner)
+        if knowledge_base is not None:  # an unknown one is refused before any model runs
+            await self._knowledge.check(knowledge_base, caller)
         engine = self._engine(model or ModelRef(policy.default_model))
         loaded = await self._load(engine)
         bank = loaded.bank
@@ -194,7 +214,18 @@ class Responder:
         confidence = scores[order[0]]
         reason = self._handoff_reason(bank, intent, confidence, sentiment)
 
-        template, text, missing = self._compose(bank, intent, reason, embeddings[row], slots)
+        found = None
+        if knowledge_base is not None and reason in (None, "low_confidence"):
+            found = await self._knowledge.answer(
+                knowledge_base, message, caller, confident=reason is None, confidence=confidence
+            )
+        citations: tuple[Citation, ...] = ()
+        missing: list[str] = []
+        if found is not None:
+            text, citations = found
+            template, reason = Template("", ""), None
+        else:
+            template, text, missing = self._compose(bank, intent, reason, embeddings[row], slots)
         version = str(engine.version)
         self._predictions.labels(engine.name, version, intent).inc()
         if reason is not None:
@@ -239,6 +270,8 @@ class Responder:
             max_length=engine.manifest.max_seq_length,
             counter=loaded.counter,
             stateless=stateless,
+            answer_source="knowledge_base" if found is not None else "template",
+            citations=citations,
         )
 
     def _compose(

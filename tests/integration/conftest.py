@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.knowledge.service import EmbedderResolver
 from app.main import create_app
 from app.service import Services
 from app.store.versions import ModelStore
@@ -32,9 +33,12 @@ def settings_for(store: ModelStore, **overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
-    """Start the app's lifespan, wait for models to load, yield a client bound to it."""
-    app = create_app(settings)
+async def running(
+    settings: Settings, embedders: EmbedderResolver | None = None
+) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
+    """Start the app's lifespan, wait for models to load, yield a client bound to it;
+    ``embedders``: the knowledge bases' embedder resolver (default: served models)."""
+    app = create_app(settings, embedders)
     services: Services = app.state.services
     async with app.router.lifespan_context(app):
         await asyncio.get_running_loop().run_in_executor(None, services.wait_loaded, 30.0)

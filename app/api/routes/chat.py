@@ -27,7 +27,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.api import sse
-from app.api.deps import ServicesDep
+from app.api.deps import ServicesDep, caller_of
 from app.api.disconnect import unless_client_leaves
 from app.api.errors import STATUS, InvalidInput
 from app.api.inference import ERRORS, timeout_seconds, timing_headers
@@ -107,6 +107,8 @@ async def chat_completions(
         model=ModelRef.parse(body.model),
         history=history,
         slots=slot_strings(ext.slots if ext else None),
+        knowledge_base=ext.knowledge_base if ext else None,
+        caller=caller_of(request),
         timeout_s=timeout_seconds(
             settings, ext.timeout_ms if ext else None, "textserve.timeout_ms"
         ),

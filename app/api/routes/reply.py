@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from app.api.deps import ServicesDep
+from app.api.deps import ServicesDep, caller_of
 from app.api.disconnect import unless_client_leaves
 from app.api.errors import InvalidInput
 from app.api.inference import ERRORS, timeout_seconds, timing_headers
 from app.api.schemas_reply import (
+    CitationView,
     HistoryTurn,
     IntentScore,
     ReplyRequest,
@@ -66,6 +67,16 @@ def reply_view(reply: Reply) -> dict[str, Any]:
         if sentiment is None
         else SentimentView(label=sentiment.label, score=sentiment.score, model=sentiment.model),
         "context_used": reply.context_used,
+        "answer_source": reply.answer_source,
+        "citations": [
+            CitationView(
+                document_id=c.document_id,
+                chunk_id=c.chunk_id,
+                score=c.score,
+                metadata=dict(c.metadata),
+            )
+            for c in reply.citations
+        ],
     }
 
 
@@ -90,6 +101,8 @@ async def reply(body: ReplyRequest, services: ServicesDep, request: Request) -> 
         # Set by the key check when keys are configured; open services share one namespace.
         owner=getattr(request.state, "api_key", None),
         slots=slot_strings(body.slots),
+        knowledge_base=body.knowledge_base,
+        caller=caller_of(request),
         timeout_s=timeout_seconds(settings, body.timeout_ms),
     )
     # A client gone before its answer: no model run, and no turn added to its conversation.
