@@ -23,10 +23,12 @@ from app.api.routes import (
     chat,
     classify,
     conversations,
+    embeddings,
     health,
     metrics,
     models,
     monitor,
+    ranking,
     reply,
 )
 from app.api.schemas import ClassifyRequest
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat.router,
         monitor.router,
         conversations.router,
+        embeddings.router,
+        ranking.router,
     ):
         app.include_router(router, dependencies=infer, responses=AUTH_ERRORS)
     # Reading the model list is for any caller; changing it (model_admin) is for admins.

@@ -20,8 +20,10 @@ from app.runtime.variants import expected_provider
 from app.serving.classifier import Classifier
 from app.serving.conversations import ConversationLimits, Conversations, ConversationStore
 from app.serving.conversations_redis import RedisConversations
+from app.serving.embedder import Embedder
 from app.serving.monitor import OpinionMonitor, StreamGate
 from app.serving.opinion import OpinionService
+from app.serving.ranker import Ranker
 from app.serving.responder import ReplyPolicy, Responder
 from app.store.versions import ModelStore
 
@@ -122,6 +124,9 @@ class Services:
     jobs: JobService
     responder: Responder
     opinion: OpinionService
+    # Sentence vectors (/v1/embeddings) and what ranks with them (/v1/rerank, /v1/recommend).
+    embedder: Embedder
+    ranker: Ranker
     draining: bool = False
     # The Redis replicas share (TEXTSERVE_REDIS_URL), and the promotion nudge over it.
     redis: RedisLink | None = None
@@ -147,6 +152,7 @@ class Services:
         classifier = Classifier(registry, metrics)
         responder = build_responder(settings, registry, classifier, metrics, redis)
         opinion = build_opinion(settings, registry, classifier, metrics)
+        embedder = Embedder(registry)
         nudge = None
         if redis is not None:
             metrics.watch_redis(redis.stats)
@@ -161,6 +167,8 @@ class Services:
             jobs=jobs,
             responder=responder,
             opinion=opinion,
+            embedder=embedder,
+            ranker=Ranker(embedder),
             redis=redis,
             nudge=nudge,
         )
