@@ -8,6 +8,7 @@ them across runs by its token and row limits, sorted by length, under the reques
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +56,10 @@ class Embedder:
     def dimension(self, ref: ModelRef) -> int:
         return model_dimension(self.engine(ref))
 
+    def pinned(self, ref: ModelRef | str = DEFAULT_MODEL) -> PinnedEmbedder:
+        """The version ``ref`` names (the active one without ``@version``), synchronous."""
+        return PinnedEmbedder(self.engine(ModelRef.parse(ref) if isinstance(ref, str) else ref))
+
     async def embed(self, ref: ModelRef | str, texts: list[str], timeout_s: float) -> Embeddings:
         """Vectors for ``texts`` (non-empty) within ``timeout_s`` seconds."""
         started = time.perf_counter()
@@ -86,6 +91,43 @@ class Embedder:
             truncated=result.truncated,
             timings=timings,
         )
+
+
+# Rows per run when a pinned embedder embeds off the request path (knowledge-base ingestion).
+OFFLINE_BATCH = 32
+
+
+class PinnedEmbedder:
+    """One loaded embedding model version, synchronous: for work off the event loop (a
+    knowledge base ingesting documents in a worker thread), where the request batcher's
+    deadlines have no meaning. Matches app/knowledge's ``Embedder`` protocol."""
+
+    def __init__(self, engine: InferenceEngine) -> None:
+        self._engine = engine
+        self._dimension = model_dimension(engine)
+
+    @property
+    def name(self) -> str:
+        return self._engine.name
+
+    @property
+    def version(self) -> str:
+        return str(self._engine.version)
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Unit-length float32 rows for ``texts``, in order: length-sorted runs of
+        ``OFFLINE_BATCH`` texts, so little of the work goes on padding."""
+        out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for first in range(0, len(order), OFFLINE_BATCH):
+            picked = order[first : first + OFFLINE_BATCH]
+            (vectors,), _ = self._engine.run_direct([texts[i] for i in picked])
+            out[picked] = vectors
+        return out
 
 
 def model_dimension(engine: InferenceEngine) -> int:

@@ -3,6 +3,7 @@ embedding model in ONNX Runtime, and the official OpenAI client."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -234,5 +235,25 @@ def test_keys_scopes_and_the_texts_bucket_count_inputs(
                 "/v1/rerank", json={"query": "q", "documents": ["ok"] * 6}, headers=auth
             )
             assert r.status_code == 429, r.text
+
+    run(main)
+
+
+def test_a_pinned_embedder_gives_the_served_vectors_synchronously(
+    embed_store: tuple[ModelStore, np.ndarray],
+) -> None:
+    store, table = embed_store
+    texts = [f"{DELIVERY} {'late ' * (i % 5)}".strip() for i in range(70)]
+
+    async def main() -> None:
+        async with running(settings_for(store)) as (_, app):
+            pinned = app.state.services.embedder.pinned("embedding")
+            assert (pinned.name, pinned.version, pinned.dimension) == ("embedding", "1", 16)
+            got = await asyncio.to_thread(pinned.embed, texts)
+            assert got.dtype == np.float32
+            np.testing.assert_allclose(got, expected(store, table, texts), atol=1e-6)
+            served = await app.state.services.embedder.embed("embedding", texts[:3], 5.0)
+            np.testing.assert_allclose(served.vectors, got[:3], atol=1e-6)
+            assert (served.model, served.version, served.dimension) == ("embedding", 1, 16)
 
     run(main)
