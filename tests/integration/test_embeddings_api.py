@@ -4,6 +4,7 @@ embedding model in ONNX Runtime, and the official OpenAI client."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from app.store.versions import ModelStore
-from tests.integration.conftest import run, running, settings_for
+from tests.integration.conftest import gate_engine, run, running, settings_for
 from tests.support.tiny_embedding import DIMENSION, publish_tiny_embedding, reference_vector
 
 DELIVERY = "my parcel arrived late"
@@ -77,6 +78,13 @@ def test_one_string_and_a_request_larger_than_a_batch(
             body = r.json()
             assert body["object"] == "list" and body["data"][0]["object"] == "embedding"
             assert len(body["data"]) == 1
+            r = await client.post(
+                "/v1/embeddings", json={"input": DELIVERY, "encoding_format": "base64"}
+            )
+            packed = r.json()["data"][0]["embedding"]
+            assert isinstance(packed, str)  # little-endian float32 bytes, as OpenAI sends them
+            unpacked = np.frombuffer(base64.b64decode(packed), dtype="<f4")
+            np.testing.assert_array_equal(unpacked, np.float32(body["data"][0]["embedding"]))
             r = await client.post(
                 "/v1/embeddings", json={"input": texts, "dimensions": DIMENSION, "user": "u1"}
             )
@@ -255,5 +263,23 @@ def test_a_pinned_embedder_gives_the_served_vectors_synchronously(
             served = await app.state.services.embedder.embed("embedding", texts[:3], 5.0)
             np.testing.assert_allclose(served.vectors, got[:3], atol=1e-6)
             assert (served.model, served.version, served.dimension) == ("embedding", 1, 16)
+
+    run(main)
+
+
+def test_a_request_past_its_deadline_is_answered_504(
+    embed_store: tuple[ModelStore, np.ndarray],
+) -> None:
+    async def main() -> None:
+        async with running(settings_for(embed_store[0])) as (client, app):
+            gate = gate_engine(app, "embedding")
+            gate.gate.clear()  # the model's run waits: the request outlives its deadline
+            try:
+                r = await client.post(
+                    "/v1/rerank", json={"query": "q", "documents": ["a b"], "timeout_ms": 50}
+                )
+            finally:
+                gate.gate.set()
+            assert r.status_code == 504, r.text
 
     run(main)

@@ -1,5 +1,5 @@
 """Embedding export: pooling and normalisation inside the ONNX graph, checked against torch
-(a tiny random BERT, fast) and against sentence-transformers (the packaged model, slower)."""
+on a tiny random BERT (the packaged model: tests/integration/test_embeddings_packaged.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,8 @@ import pytest
 
 from app.store.manifest import MODEL_FILE
 from app.store.versions import ModelStore
-from app.training.base_model import packaged_model_dir
-from app.training.bootstrap import run_bootstrap
 from app.training.embedding import build_embedding
 from app.training.embedding.export import onnx_embeddings
-from app.training.embedding.publish import PARITY_TEXTS
 from tests.support.tiny_model import WORDS
 
 
@@ -58,33 +55,3 @@ def test_export_puts_pooling_in_the_graph_and_publishes_an_embedding_model(
     # Batched with padding or alone, a text gets the same vector: the mask reaches the pooling.
     alone = onnx_embeddings(folder / MODEL_FILE, texts[1:2], max_length=32, pad_id=0)
     np.testing.assert_allclose(alone[0], vectors[1], atol=1e-5)
-
-
-def test_bootstrap_publishes_the_packaged_model_matching_sentence_transformers(
-    tmp_path: Path,
-) -> None:
-    from sentence_transformers import SentenceTransformer
-
-    recipes = tmp_path / "recipes" / "embedding"
-    recipes.mkdir(parents=True)
-    (recipes / "recipe.json").write_text(
-        '{"name": "embedding", "task": "embedding", "base_model": "packaged", "int8": false}'
-    )
-    store = ModelStore(tmp_path / "store")
-
-    (manifest,) = run_bootstrap(store, tmp_path / "recipes")
-
-    assert (manifest.name, manifest.dimension, store.active_version("embedding")) == (
-        "embedding",
-        384,
-        1,
-    )
-    texts = [*PARITY_TEXTS, "A different sentence, not among the parity texts at all."]
-    got = onnx_embeddings(
-        store.root / "embedding" / "1" / MODEL_FILE, texts, max_length=256, pad_id=0
-    )
-    reference = SentenceTransformer(packaged_model_dir(), device="cpu").encode(
-        texts, convert_to_numpy=True, normalize_embeddings=True
-    )
-    cosines = (got * reference).sum(axis=1)
-    assert cosines.min() >= 0.999
