@@ -147,6 +147,8 @@ def test_rerank_orders_documents_by_relevance(
             assert scores == sorted(scores, reverse=True) and len(scores) == 3
             assert "document" not in body["results"][0] or body["results"][0]["document"] is None
             assert body["usage"]["total_tokens"] > 0
+            assert (r.headers["x-model"], r.headers["x-model-version"]) == ("embedding", "1")
+            assert float(r.headers["x-inference-time"]) >= 0.0
             r = await client.post(
                 "/v1/rerank",
                 json={

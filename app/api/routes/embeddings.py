@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.api.deps import ServicesDep
 from app.api.errors import InvalidInput
-from app.api.inference import ERRORS, check_texts, timeout_seconds
+from app.api.inference import ERRORS, check_texts, timeout_seconds, timing_headers
+from app.api.middleware import model_headers
 from app.api.schemas import ErrorResponse
 from app.api.schemas_embeddings import (
     EmbeddingItem,
@@ -30,7 +31,9 @@ def encode_base64(vector: np.ndarray) -> str:
 
 
 @router.post("/v1/embeddings", response_model=EmbeddingsResponse, responses=EMBEDDING_ERRORS)
-async def embeddings(body: EmbeddingsRequest, services: ServicesDep) -> EmbeddingsResponse:
+async def embeddings(
+    body: EmbeddingsRequest, services: ServicesDep, response: Response
+) -> EmbeddingsResponse:
     """One vector per input, in order; large inputs are split across batches server-side."""
     settings = services.settings
     texts = [body.input] if isinstance(body.input, str) else body.input
@@ -46,6 +49,9 @@ async def embeddings(body: EmbeddingsRequest, services: ServicesDep) -> Embeddin
                 status=400,
             )
     got = await services.embedder.embed(ref, texts, timeout_seconds(settings, body.timeout_ms))
+    response.headers.update(
+        {**timing_headers(got.timings), **model_headers(got.model, got.version)}
+    )
     if body.encoding_format == "base64":
         data = [
             EmbeddingItem(index=i, embedding=encode_base64(v)) for i, v in enumerate(got.vectors)

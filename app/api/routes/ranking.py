@@ -3,10 +3,11 @@ of an embedding model's vectors (app/serving/ranker.py)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.api.deps import ServicesDep
-from app.api.inference import ERRORS, check_texts, timeout_seconds
+from app.api.inference import ERRORS, check_texts, timeout_seconds, timing_headers
+from app.api.middleware import model_headers
 from app.api.schemas_embeddings import (
     EmbeddingsUsage,
     Recommendation,
@@ -17,13 +18,14 @@ from app.api.schemas_embeddings import (
     RerankResponse,
     RerankResult,
 )
+from app.serving.ranker import Ranking
 from app.serving.refs import ModelRef
 
 router = APIRouter(tags=["embeddings"])
 
 
 @router.post("/v1/rerank", response_model=RerankResponse, responses=ERRORS)
-async def rerank(body: RerankRequest, services: ServicesDep) -> RerankResponse:
+async def rerank(body: RerankRequest, services: ServicesDep, response: Response) -> RerankResponse:
     """The documents by relevance to the query, best first."""
     settings = services.settings
     check_texts(settings, [body.query], "query", single=True)
@@ -36,6 +38,7 @@ async def rerank(body: RerankRequest, services: ServicesDep) -> RerankResponse:
         top_n=body.top_n,
         timeout_s=timeout_seconds(settings, body.timeout_ms),
     )
+    _headers(response, ranking)
     results = [
         RerankResult(
             index=r.index,
@@ -49,7 +52,9 @@ async def rerank(body: RerankRequest, services: ServicesDep) -> RerankResponse:
 
 
 @router.post("/v1/recommend", response_model=RecommendResponse, responses=ERRORS)
-async def recommend(body: RecommendRequest, services: ServicesDep) -> RecommendResponse:
+async def recommend(
+    body: RecommendRequest, services: ServicesDep, response: Response
+) -> RecommendResponse:
     """The candidates by match with the user's interests, best first."""
     settings = services.settings
     if body.user.history is not None:
@@ -71,5 +76,14 @@ async def recommend(body: RecommendRequest, services: ServicesDep) -> RecommendR
         top_n=body.top_n,
         timeout_s=timeout_seconds(settings, body.timeout_ms),
     )
+    _headers(response, ranking)
     results = [Recommendation(id=kept[r.index].id, score=r.score) for r in ranking.results]
     return RecommendResponse(model=ranking.model, results=results)
+
+
+def _headers(response: Response, ranking: Ranking) -> None:
+    """Timing and model headers, as /classify sends them (the access log reads them too)."""
+    got = ranking.embeddings
+    response.headers.update(
+        {**timing_headers(got.timings), **model_headers(got.model, got.version)}
+    )
