@@ -17,6 +17,13 @@ class ModelNotFound(TextserveError):
     code = "model_not_found"
 
 
+class WrongModelTask(TextserveError):
+    """The named model exists but does another task (a classifier named for embeddings)."""
+
+    code = "invalid_model"
+    param = "model"
+
+
 class ModelNotReady(TextserveError):
     """The model exists but is not loaded yet (or failed to load)."""
 

@@ -23,11 +23,13 @@ from app.api.routes import (
     chat,
     classify,
     conversations,
+    embeddings,
     health,
     knowledge_bases,
     metrics,
     models,
     monitor,
+    ranking,
     reply,
 )
 from app.api.schemas import ClassifyRequest
@@ -106,6 +108,8 @@ def create_app(
         chat.router,
         monitor.router,
         conversations.router,
+        embeddings.router,
+        ranking.router,
     ):
         app.include_router(router, dependencies=infer, responses=AUTH_ERRORS)
     # Reading the model list is for any caller; changing it (model_admin) is for admins.

@@ -23,9 +23,11 @@ from app.runtime.variants import expected_provider
 from app.serving.classifier import Classifier
 from app.serving.conversations import ConversationLimits, Conversations, ConversationStore
 from app.serving.conversations_redis import RedisConversations
+from app.serving.embedder import Embedder
 from app.serving.kb_embedders import registry_resolver
 from app.serving.monitor import OpinionMonitor, StreamGate
 from app.serving.opinion import OpinionService
+from app.serving.ranker import Ranker
 from app.serving.responder import ReplyPolicy, Responder
 from app.store.versions import ModelStore
 
@@ -142,6 +144,9 @@ class Services:
     responder: Responder
     opinion: OpinionService
     knowledge: KnowledgeBaseService
+    # Sentence vectors (/v1/embeddings) and what ranks with them (/v1/rerank, /v1/recommend).
+    embedder: Embedder
+    ranker: Ranker
     draining: bool = False
     # The Redis replicas share (TEXTSERVE_REDIS_URL), and the promotion nudge over it.
     redis: RedisLink | None = None
@@ -174,6 +179,7 @@ class Services:
         knowledge = build_knowledge(settings, registry, embedders)
         responder = build_responder(settings, registry, classifier, metrics, redis, knowledge)
         opinion = build_opinion(settings, registry, classifier, metrics)
+        embedder = Embedder(registry)
         nudge = None
         if redis is not None:
             metrics.watch_redis(redis.stats)
@@ -189,6 +195,8 @@ class Services:
             responder=responder,
             opinion=opinion,
             knowledge=knowledge,
+            embedder=embedder,
+            ranker=Ranker(embedder),
             redis=redis,
             nudge=nudge,
         )

@@ -34,8 +34,7 @@ HeaderDep = Annotated[str | None, Depends(header_scheme)]
 
 
 async def count_texts(request: Request) -> int:
-    """Texts in the request, for the texts-per-second bucket: ``texts`` (or a knowledge
-    base's ``documents``) or one."""
+    """Texts in the request, for the texts-per-second bucket (see ``texts_in``)."""
     if request.method != "POST":
         return 1
     try:
@@ -45,11 +44,29 @@ async def count_texts(request: Request) -> int:
         # Not JSON, or nested too deep for the parser (a body whose content type is not
         # JSON escapes the depth check); the route's own validation answers it.
         return 1
+    return texts_in(body)
+
+
+# Where each route's body lists its texts: /classify, /v1/embeddings, /v1/rerank, /v1/recommend.
+TEXT_LISTS = ("texts", "input", "documents", "candidates")
+
+
+def texts_in(body: Any) -> int:
+    """Texts a parsed body asks the models to read (at least one), for the texts bucket:
+    the first non-empty list of ``TEXT_LISTS``, plus a recommend user's history."""
     if not isinstance(body, dict):
         return 1
-    # A knowledge base's documents are texts to embed, charged like /classify's texts.
-    texts = body.get("texts") or body.get("documents")
-    return len(texts) if isinstance(texts, list) and texts else 1
+    count = 0
+    for key in TEXT_LISTS:
+        value = body.get(key)
+        if isinstance(value, list) and value:
+            count = len(value)
+            break
+    user = body.get("user")
+    history = user.get("history") if isinstance(user, dict) else None
+    if isinstance(history, list):
+        count += len(history)
+    return max(count, 1)
 
 
 def require_scope(*scopes: str) -> Callable[..., Awaitable[None]]:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 STATUS: dict[type[errors.TextserveError], int] = {
     errors.ModelNotFound: 404,
     errors.InvalidModelName: 422,
+    errors.WrongModelTask: 422,
     errors.ModelNotReady: 503,
     errors.CorruptModel: 500,
     errors.Overloaded: 429,

@@ -16,8 +16,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def check_texts(settings: Settings, texts: list[str], field: str) -> None:
-    """Limits that depend on settings, each answered with the offending field named."""
+def check_texts(settings: Settings, texts: list[str], field: str, single: bool = False) -> None:
+    """Limits that depend on settings, each answered with the offending field named
+    (``field.i`` for a list's i-th text; ``field`` alone for a ``single`` text)."""
     if not texts:
         raise InvalidInput(field, "give at least one text")
     if len(texts) > settings.max_texts_per_request:
@@ -25,7 +26,7 @@ def check_texts(settings: Settings, texts: list[str], field: str) -> None:
             field, f"{len(texts)} texts exceed the limit of {settings.max_texts_per_request}"
         )
     for i, text in enumerate(texts):
-        where = field if field == "text" else f"{field}.{i}"
+        where = field if single or field == "text" else f"{field}.{i}"
         if is_blank(text):
             raise InvalidInput(where, "text is empty")
         if len(text) > settings.max_text_chars:

@@ -209,6 +209,10 @@ class InferenceEngine:
             {n * width: t for n, t in best.items()}, float(self._batcher.limits.max_batch_tokens)
         )
 
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Tokens each text is fed to the model as (after truncation): usage reports count them."""
+        return [len(e.ids) for e in self._tokenizer.encode(texts)]
+
     async def infer(self, texts: list[str], timeout_s: float) -> BatchResult:
         return await self._batcher.submit(texts, timeout_s)
 

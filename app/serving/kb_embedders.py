@@ -2,36 +2,30 @@
 
 ``registry_resolver(registry)`` looks the embedding model up among the served models and
 hands its engine to ``engine_embedder``, the one place that turns a served embedding model
-into an ``app.knowledge.ingest.Embedder``. Until the engine-backed embedder
-(``app/serving/embedder.py``, model kind ``embedding``) is wired in there, it returns None,
-so knowledge-base routes answer 404 "no embedding model ... is being served" rather than
-embedding with something else. Tests pass their own resolver (``Services.build(...,
-embedders=...)``).
+into an ``app.knowledge.ingest.Embedder``: the synchronous ``PinnedEmbedder`` of
+``app/serving/embedder.py``, pinned to that engine's version, which is what a knowledge base
+records. A model that is not served, or is not an embedding model, resolves to None, so the
+knowledge-base routes answer 404 naming ``model`` rather than embedding with something else.
+Tests may pass their own resolver (``Services.build(..., embedders=...)``).
 """
 
 from __future__ import annotations
-
-import logging
 
 from app.errors import InvalidModelName, ModelNotFound, ModelNotReady
 from app.knowledge.ingest import Embedder
 from app.knowledge.service import EmbedderResolver
 from app.registry.registry import ModelRegistry
 from app.runtime.engine import InferenceEngine
+from app.serving.embedder import PinnedEmbedder
 
-log = logging.getLogger(__name__)
 EMBEDDING_TASK = "embedding"
 
 
-def engine_embedder(engine: InferenceEngine) -> Embedder | None:
-    """The ``Embedder`` over a served embedding engine; None while none is wired.
-
-    INTEGRATION POINT: return the engine-backed embedder of ``app/serving/embedder.py`` here
-    (its ``version`` must be ``str(engine.version)``, the pinning a knowledge base keeps).
-    ``KnowledgeBaseService`` calls ``embed`` from a worker thread, not the event loop.
-    """
-    log.debug("embedding model %s has no embedder wired yet", engine.ref)
-    return None
+def engine_embedder(engine: InferenceEngine) -> Embedder:
+    """The ``Embedder`` over a served embedding engine, its ``version`` the engine's (the
+    pinning a knowledge base keeps). ``KnowledgeBaseService`` calls ``embed`` from a worker
+    thread, not the event loop: it runs the engine directly, outside the request batcher."""
+    return PinnedEmbedder(engine)
 
 
 def registry_resolver(registry: ModelRegistry) -> EmbedderResolver:

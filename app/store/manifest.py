@@ -21,7 +21,7 @@ INT8: Final = "int8"
 FP16: Final = "fp16"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
-Task = Literal["classification", "reply"]
+Task = Literal["classification", "reply", "embedding"]
 
 
 def check_name(name: str) -> str:
@@ -70,6 +70,10 @@ class Manifest(BaseModel):
     # The ONNX files of this version by precision ("fp32", "int8", "fp16"). Older manifests list
     # none: their only file is MODEL_FILE, in fp32 (see ``variant_files``).
     variants: dict[str, Variant] = Field(default_factory=dict)
+    # Embedding models (task "embedding"): the length of their vectors and how token vectors
+    # became one ("mean": attention-masked mean, then L2 normalisation, inside the graph).
+    dimension: int | None = Field(None, ge=1)
+    pooling: str | None = None
 
     @field_validator("variants", mode="before")
     @classmethod

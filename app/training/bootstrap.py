@@ -52,7 +52,8 @@ def run_bootstrap(
     recipes = _select(list_recipes(recipes_dir), names)
     published: list[Manifest] = []
     for recipe in recipes:
-        if not isinstance(recipe, ClassificationRecipe) and not is_reply_recipe(recipe):
+        buildable = isinstance(recipe, ClassificationRecipe) or recipe.task == "embedding"
+        if not buildable and not is_reply_recipe(recipe):
             _skip(progress, recipe.name, f"task {recipe.task!r} is not built by bootstrap yet")
             continue
         active = store.active_version(recipe.name)
@@ -61,6 +62,8 @@ def run_bootstrap(
             continue
         if isinstance(recipe, ClassificationRecipe):
             published.append(_build(store, recipe, progress))
+        elif recipe.task == "embedding":
+            published.append(_build_embedding(store, recipe, progress))
         else:
             published.append(_build_reply(store, ReplyRecipe.from_recipe(recipe), progress))
     return published
@@ -83,6 +86,29 @@ def _build_reply(
     )
     if progress is not None:
         progress.model_finished(name, manifest)
+    return manifest
+
+
+def _build_embedding(
+    store: ModelStore, recipe: Recipe, progress: ProgressReporter | None
+) -> Manifest:
+    """An embedding model: the base encoder exported and checked, nothing trained."""
+    from app.training.embedding import build_embedding
+
+    extra = recipe.model_extra or {}
+    if progress is not None:
+        progress.model_started(recipe.name, train_rows=0, eval_rows=0)
+        progress.model_stage(recipe.name, "export")
+    manifest = build_embedding(
+        store,
+        name=recipe.name,
+        base_model=str(extra.get("base_model", "packaged")),
+        max_length=int(extra.get("max_length", 256)),
+        int8=bool(extra.get("int8", True)),
+        recipe={"task": "embedding", **extra},
+    )
+    if progress is not None:
+        progress.model_finished(recipe.name, manifest)
     return manifest
 
 

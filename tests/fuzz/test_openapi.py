@@ -26,6 +26,7 @@ from app.training.finetune import Hyperparameters
 from tests.integration.conftest import settings_for
 from tests.support.finetune import sentiment_csv
 from tests.support.fuzzing import config, failures
+from tests.support.tiny_embedding import publish_tiny_embedding
 from tests.support.tiny_model import publish_tiny_classifier
 
 # Per operation and phase (and steps per stateful scenario): the bound on the run, which
@@ -41,6 +42,7 @@ def app_under_test(
     store = ModelStore(tmp_path_factory.mktemp("fuzz") / "models")
     publish_tiny_classifier(store, "sentiment")
     publish_tiny_classifier(store, "topic")
+    publish_tiny_embedding(store)  # /v1/embeddings, /v1/rerank, /v1/recommend answer 200s too
     app = create_app(settings_for(store, job_worker=False, watch_interval_s=0))
     services = app.state.services
     # Without the lifespan: schemathesis calls the app once per example, not in one session.

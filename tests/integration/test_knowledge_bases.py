@@ -11,6 +11,7 @@ from app.knowledge.ingest import Embedder
 from app.store.versions import ModelStore
 from tests.integration.conftest import run, running, settings_for
 from tests.support.hashing_embedder import HashingEmbedder
+from tests.support.tiny_embedding import DIMENSION, publish_tiny_embedding
 
 KB = "/v1/knowledge_bases"
 ONE, TWO, ADMIN = "key-one-0123456789", "key-two-0123456789", "key-admin-0123456789"
@@ -259,6 +260,32 @@ def test_without_a_served_embedding_model_creation_is_404(tiny_store: ModelStore
             assert resolve("sentiment", "1") is None
             assert resolve("sentiment", "not-a-number") is None
             assert resolve("Bad Name!", None) is None
+
+    run(main)
+
+
+def test_the_served_embedding_model_embeds_a_knowledge_base(tiny_store: ModelStore) -> None:
+    """The default resolver: the store's own embedding model (through its engine, no resolver
+    passed in) embeds the documents and the query, and the knowledge base is pinned to it."""
+    publish_tiny_embedding(tiny_store)
+
+    async def main() -> None:
+        async with running(settings_for(tiny_store)) as (client, app):
+            kb = await ok(await client.post(KB, json={"name": "served"}))
+            documents = [{"id": "a", "text": "my parcel is late"}, {"id": "b", "text": "refund"}]
+            r = await client.post(f"{KB}/{kb['id']}/documents", json={"documents": documents})
+            assert (await ok(r))["documents"] == 2
+            r = await client.post(f"{KB}/{kb['id']}/search", json={"query": "parcel is late"})
+            results = (await ok(r))["results"]
+            assert results[0]["document_id"] == "a"
+            assert results[0]["score"] > results[-1]["score"]
+            embedder = app.state.services.knowledge.resolve("embedding", None)
+            assert embedder is not None
+            assert (embedder.name, embedder.version, embedder.dimension) == (
+                "embedding",
+                "1",
+                DIMENSION,
+            )
 
     run(main)
 
