@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.store.versions import ModelStore
+from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.tiny_model import publish_tiny_classifier
 
@@ -64,3 +65,20 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (initdb costs seconds); stopped at the end."""
+    server = PostgresServer(tmp_path_factory.mktemp("postgres")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_session: PostgresServer) -> str:
+    """The URL of an empty database on the session's real PostgreSQL."""
+    postgres_session.reset()
+    return postgres_session.url
