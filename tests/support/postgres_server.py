@@ -1,7 +1,9 @@
 """A real PostgreSQL 15 on a free loopback port in a temporary folder, run as ``postgres``.
 
 PostgreSQL refuses to run as root, so when the tests run as root ``initdb`` and ``postgres``
-run through ``runuser -u postgres``, in a folder that user owns. Tests may stop it mid-test
+run as the ``postgres`` user (``Popen(user=...)``: the child is postgres itself, so stopping
+it reaches the server and not a wrapper that would leave it running), in a folder that user
+owns. Tests may stop it mid-test
 (to see the service ride out an outage) and start it again on the same port and data.
 """
 
@@ -9,9 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -21,11 +25,10 @@ BIN = Path(os.environ.get("TEXTSERVE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin")
 DATABASE = "textserve"
 
 
-def _as_postgres() -> list[str]:
+def _as_postgres() -> dict[str, Any]:
     if os.geteuid() != 0:
-        return []
-    runuser = shutil.which("runuser") or "/usr/sbin/runuser"
-    return [runuser, "-u", "postgres", "--"]
+        return {}
+    return {"user": "postgres", "group": "postgres", "extra_groups": []}
 
 
 class PostgresServer:
@@ -54,18 +57,20 @@ class PostgresServer:
         fresh = not self.data.exists()
         if fresh:
             subprocess.run(
-                [*_as_postgres(), str(BIN / "initdb"), "-D", str(self.data), "-A", "trust",
+                [str(BIN / "initdb"), "-D", str(self.data), "-A", "trust",
                  "-U", self.user, "--no-sync", "-E", "UTF8"],
-                check=True, capture_output=True,
+                check=True, capture_output=True, cwd=self.folder, **_as_postgres(),
             )  # fmt: skip
         log = (self.folder / "postgres.log").open("ab")
         self.process = subprocess.Popen(
-            [*_as_postgres(), str(BIN / "postgres"), "-D", str(self.data),
+            [str(BIN / "postgres"), "-D", str(self.data),
              "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.folder),
              "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=100",
              "-c", f"log_directory={self.folder}", "-c", "logging_collector=off"],
             stdout=subprocess.DEVNULL,
             stderr=log,
+            cwd=self.folder,
+            **_as_postgres(),
         )  # fmt: skip
         log.close()
         deadline = time.monotonic() + timeout_s
@@ -91,8 +96,8 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            # runuser passes SIGINT on to postgres: "fast" shutdown, clients disconnected.
-            self.process.send_signal(2)
+            # SIGINT is PostgreSQL's "fast" shutdown: clients disconnected, no recovery after.
+            self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
