@@ -92,3 +92,24 @@ def test_stores_opened_at_the_same_moment_on_an_empty_database_all_come_up(url: 
     for store in stores:
         assert store.count_by_state()["queued"] == 0
         store.close()
+
+
+def test_db_upgrade_command_migrates_and_names_an_unreachable_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    monkeypatch.setenv("TEXTSERVE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("TEXTSERVE_JOBS_DB_URL", raising=False)
+    first = CliRunner().invoke(cli, ["db", "upgrade"])
+    assert first.exit_code == 0, first.output
+    assert f"empty -> {migrate.head()}" in first.output
+    again = CliRunner().invoke(cli, ["db", "upgrade"])
+    assert f"{migrate.head()} -> {migrate.head()}" in again.output
+    # Port 1 on loopback: refused at once.
+    monkeypatch.setenv("TEXTSERVE_JOBS_DB_URL", "postgresql+psycopg://x@127.0.0.1:1/x")
+    failed = CliRunner().invoke(cli, ["db", "upgrade"])
+    assert failed.exit_code == 1
+    assert "cannot migrate: TEXTSERVE_JOBS_DB_URL" in failed.output
