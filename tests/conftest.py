@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,13 +69,16 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def postgres_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """One real PostgreSQL for the session (initdb costs seconds); stopped at the end."""
-    server = PostgresServer(tmp_path_factory.mktemp("postgres")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def postgres_session() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (initdb costs seconds); stopped at the end. Its
+    folder is its own, not under pytest's base temp: pytest prunes old base temps, and a
+    concurrent run pruning this one would pull the data from under the running server."""
+    with tempfile.TemporaryDirectory(prefix="textserve-pg-") as folder:
+        server = PostgresServer(Path(folder) / "pg").start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture

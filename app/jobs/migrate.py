@@ -13,6 +13,7 @@ is stamped with the first revision, which is exactly that schema, and upgraded f
 from __future__ import annotations
 
 import fcntl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,9 @@ BASELINE = "0001"
 # Any constant both sides agree on; "txsv" "jobs" in ASCII, so other users of the
 # database's advisory locks are unlikely to collide with it.
 ADVISORY_LOCK_KEY = 0x7478_7376_6A6F_6273
+# Alembic keeps the running migration in module globals (``alembic.context``): two upgrades in
+# one process, even of different databases, must not overlap.
+_IN_PROCESS = threading.Lock()
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -53,7 +57,7 @@ def current(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate ``engine``'s database to ``revision`` (default: the newest), under a lock."""
-    with _migration_lock(engine) as conn:
+    with _IN_PROCESS, _migration_lock(engine) as conn:
         unstamped = MigrationContext.configure(conn).get_current_revision() is None
         if unstamped and inspect(conn).has_table("jobs"):
             command.stamp(alembic_config(conn), BASELINE)
