@@ -5,6 +5,7 @@ the job routes a 503 with ``Retry-After``, never serving."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -103,7 +104,9 @@ def test_replicas_started_at_once_share_jobs_and_a_cancel_through_b_stops_a_job_
 def test_postgres_down_answers_503_on_job_routes_and_serving_goes_on(
     tiny_store: ModelStore, tmp_path: Path
 ) -> None:
-    database = PostgresServer(tmp_path / "pg").start()
+    # Its own folder, outside pytest's base temp (which concurrent runs prune).
+    folder = tempfile.TemporaryDirectory(prefix="textserve-pg-")
+    database = PostgresServer(Path(folder.name) / "pg").start()
     try:
         env = env_for(database.url, tmp_path / "var", TEXTSERVE_JOB_WORKER="false")
         with textserve_process(tiny_store.root, tmp_path, env, 120) as server:
@@ -126,3 +129,4 @@ def test_postgres_down_answers_503_on_job_routes_and_serving_goes_on(
             assert server.process.poll() is None
     finally:
         database.stop()
+        folder.cleanup()

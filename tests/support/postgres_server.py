@@ -56,11 +56,13 @@ class PostgresServer:
         self._own()
         fresh = not self.data.exists()
         if fresh:
-            subprocess.run(
+            made = subprocess.run(
                 [str(BIN / "initdb"), "-D", str(self.data), "-A", "trust",
                  "-U", self.user, "--no-sync", "-E", "UTF8"],
-                check=True, capture_output=True, cwd=self.folder, **_as_postgres(),
+                capture_output=True, text=True, cwd=self.folder, **_as_postgres(),
             )  # fmt: skip
+            if made.returncode != 0:
+                raise RuntimeError(f"initdb failed: {made.stderr[-2000:]}")
         log = (self.folder / "postgres.log").open("ab")
         self.process = subprocess.Popen(
             [str(BIN / "postgres"), "-D", str(self.data),
@@ -86,6 +88,7 @@ class PostgresServer:
                     return self
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
+                    self.stop()
                     raise RuntimeError(
                         f"postgres not answering in {timeout_s}s: {self.log()}"
                     ) from exc
