@@ -73,7 +73,7 @@ def postgres_session() -> Iterator[PostgresServer]:
     """One real PostgreSQL for the session (initdb costs seconds); stopped at the end. Its
     folder is its own, not under pytest's base temp: pytest prunes old base temps, and a
     concurrent run pruning this one would pull the data from under the running server."""
-    with tempfile.TemporaryDirectory(prefix="textserve-pg-") as folder:
+    with tempfile.TemporaryDirectory(prefix="textserve-pg-", dir="/tmp") as folder:
         server = PostgresServer(Path(folder) / "pg").start()
         try:
             yield server

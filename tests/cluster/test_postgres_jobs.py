@@ -105,7 +105,7 @@ def test_postgres_down_answers_503_on_job_routes_and_serving_goes_on(
     tiny_store: ModelStore, tmp_path: Path
 ) -> None:
     # Its own folder, outside pytest's base temp (which concurrent runs prune).
-    folder = tempfile.TemporaryDirectory(prefix="textserve-pg-")
+    folder = tempfile.TemporaryDirectory(prefix="textserve-pg-", dir="/tmp")
     database = PostgresServer(Path(folder.name) / "pg").start()
     try:
         env = env_for(database.url, tmp_path / "var", TEXTSERVE_JOB_WORKER="false")

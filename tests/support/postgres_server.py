@@ -66,7 +66,7 @@ class PostgresServer:
         log = (self.folder / "postgres.log").open("ab")
         self.process = subprocess.Popen(
             [str(BIN / "postgres"), "-D", str(self.data),
-             "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.folder),
+             "-h", "127.0.0.1", "-p", str(self.port), "-k", "",  # TCP only: no socket path
              "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=100",
              "-c", f"log_directory={self.folder}", "-c", "logging_collector=off"],
             stdout=subprocess.DEVNULL,
