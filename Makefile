@@ -37,7 +37,8 @@ bootstrap: install
 	$(BIN)/textserve bootstrap
 
 ## Install what the tests need, lint, build the manual, and run the whole suite (tests/cluster
-## included: two replicas sharing a real redis-server, which scripts/install-test-services.sh installs).
+## included: two replicas sharing a real redis-server and PostgreSQL, which
+## scripts/install-test-services.sh installs).
 test: install-dev lint check-deploy docs-build test-services
 	$(BIN)/python -m pytest tests -q --ignore=tests/deploy
 

@@ -307,6 +307,34 @@ def replay(
         raise typer.Exit(1)
 
 
+db_cli = typer.Typer(help="The jobs database (TEXTSERVE_JOBS_DB_URL, else SQLite in the data dir).")
+cli.add_typer(db_cli, name="db")
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the jobs database to the newest schema (replicas also do this at start)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.jobs.migrate import current, head, upgrade
+    from app.jobs.store import default_url
+
+    settings = _load_settings()
+    if not settings.jobs_db_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.jobs_db_url or default_url(settings.data_dir))
+    try:
+        before = current(engine)
+        upgrade(engine)
+        typer.echo(f"jobs database: {before or 'empty'} -> {head()}")
+    except SQLAlchemyError as exc:
+        typer.echo(f"textserve: cannot migrate: TEXTSERVE_JOBS_DB_URL: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 

@@ -154,3 +154,9 @@ class ConversationNotFound(TextserveError):
 
     code = "conversation_not_found"
     param = "conversation_id"
+
+
+class JobStoreUnavailable(TextserveError):
+    """The jobs database (files, fine-tune jobs) cannot be reached; serving is unaffected."""
+
+    code = "job_store_unavailable"

@@ -19,6 +19,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from app.errors import TextserveError
 from app.gpu import register_gpu_metrics
 
 if TYPE_CHECKING:
@@ -258,6 +259,12 @@ class _JobStateCollector(Collector):
             "Fine-tune jobs in the job store, by state (shared by replicas of one database).",
             labels=("state",),
         )
-        for state, n in self._counts().items():
+        try:
+            counts = self._counts()
+        except TextserveError:
+            # The job database is away (503 on the job routes): the scrape goes on without
+            # this family rather than losing every serving metric with it.
+            return
+        for state, n in counts.items():
             family.add_metric((state,), n)
         yield family

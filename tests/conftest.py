@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.store.versions import ModelStore
+from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.tiny_model import publish_tiny_classifier
 
@@ -64,3 +66,23 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_session() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (initdb costs seconds); stopped at the end. Its
+    folder is its own, not under pytest's base temp: pytest prunes old base temps, and a
+    concurrent run pruning this one would pull the data from under the running server."""
+    with tempfile.TemporaryDirectory(prefix="textserve-pg-", dir="/tmp") as folder:
+        server = PostgresServer(Path(folder) / "pg").start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_session: PostgresServer) -> str:
+    """The URL of an empty database on the session's real PostgreSQL."""
+    postgres_session.reset()
+    return postgres_session.url

@@ -40,6 +40,7 @@ STATUS: dict[type[errors.TextserveError], int] = {
     errors.Forbidden: 403,
     errors.RateLimited: 429,
     errors.SharedStateUnavailable: 503,
+    errors.JobStoreUnavailable: 503,
     errors.ConversationNotFound: 404,
     InvalidDataset: 422,
     BaseModelUnavailable: 422,

@@ -1,7 +1,7 @@
 """Claiming queued jobs and starting their workers, up to the replica's concurrency limit.
 
-A claim is one conditional ``queued -> running`` transition in the job store, so two
-replicas polling the same store never start the same job.
+A claim (``JobStore.claim_next``) moves the oldest queued job to ``running`` in one
+transaction, so two replicas polling the same store never start the same job.
 """
 
 from __future__ import annotations
@@ -59,23 +59,12 @@ class Launcher:
         while not stopping.is_set():
             if len(self.runs) >= self.settings.max_concurrent_jobs:
                 return
-            queued = self.db.jobs_in(("queued",))
-            if not queued:
-                return
-            job = queued[0]
             now = time.time()
             runner = self._runner()
-            if not self.db.transition(
-                job.id,
-                ("queued",),
-                "running",
-                started_at=now,
-                owner=self.owner,
-                heartbeat_at=now,
-                runner=runner.name,
-            ):
-                continue  # another replica claimed it
-            self._launch(job.model_copy(update={"state": "running", "started_at": now}), runner)
+            job = self.db.claim_next(self.owner, runner.name, now)
+            if job is None:
+                return
+            self._launch(job, runner)
 
     def _launch(self, job: JobRecord, runner: Runner) -> None:
         run = Run(job)

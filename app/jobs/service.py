@@ -222,8 +222,10 @@ class JobService:
     def _housekeeping(self) -> None:
         mine = self.runs.all()
         self.db.heartbeat([r.job.id for r in mine], time.time())
+        # A cancel asked through another replica arrives as a flag in the database: one
+        # query for all of this replica's running jobs, every poll.
+        cancelled = self.db.cancel_requested([r.job.id for r in mine if r.stop_reason is None])
         for run in mine:
-            # A cancel asked through another replica arrives as a flag in the database.
-            if run.stop_reason is None and self.db.get_job(run.job.id).cancel_requested:
+            if run.job.id in cancelled:
                 stop_run(run, "cancel")
         self.recover()

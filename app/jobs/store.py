@@ -1,12 +1,17 @@
-"""The job store: files, jobs and events in one SQL database (SQLite in WAL mode by default).
+"""The job store: files, jobs and events in one SQL database (SQLite in WAL mode by default,
+PostgreSQL through psycopg 3 when replicas share it).
 
 Every state change is a single ``UPDATE ... WHERE state IN (...)`` so that two replicas
 sharing one database never both claim a job, and a cancel never overwrites a finished job.
+On PostgreSQL a claim picks its job with ``FOR UPDATE SKIP LOCKED``, so replicas polling at
+once take different jobs instead of queueing on one row. A database that cannot be reached
+surfaces as ``JobStoreUnavailable`` (503 with ``Retry-After``), never as a raw driver error.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -14,88 +19,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    create_engine,
-    event,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.errors import FileNotFound, JobNotFound
+from app.errors import FileNotFound, JobNotFound, JobStoreUnavailable
+from app.jobs.migrate import upgrade
 from app.jobs.records import JOB_STATES, EventRecord, FileRecord, JobRecord
+from app.jobs.tables import EventRow, FileRow, JobRow
 
-
-class Base(DeclarativeBase):
-    pass
-
-
-class FileRow(Base):
-    __tablename__ = "files"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    filename: Mapped[str] = mapped_column(String(255))
-    purpose: Mapped[str] = mapped_column(String(32))
-    bytes: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[float] = mapped_column(Float, index=True)
-    format: Mapped[str] = mapped_column(String(8))
-    has_header: Mapped[bool] = mapped_column(Boolean)
-    columns: Mapped[list[str]] = mapped_column(JSON)
-    text_column: Mapped[str] = mapped_column(String(255))
-    label_column: Mapped[str] = mapped_column(String(255))
-    inferred: Mapped[list[str]] = mapped_column(JSON)
-    rows: Mapped[int] = mapped_column(Integer)
-    rows_read: Mapped[int] = mapped_column(Integer)
-    label_counts: Mapped[dict[str, int]] = mapped_column(JSON)
-    problems: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-
-
-class JobRow(Base):
-    __tablename__ = "jobs"
-
-    # An integer key orders jobs by creation; the public id is random and opaque.
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(40), unique=True, index=True)
-    model: Mapped[str] = mapped_column(String(64))
-    task: Mapped[str] = mapped_column(String(32))
-    training_file: Mapped[str] = mapped_column(String(40))
-    validation_file: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    base_model: Mapped[str] = mapped_column(String(512))
-    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON)
-    resources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    promote: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(20), index=True)
-    created_at: Mapped[float] = mapped_column(Float)
-    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    runner: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-class EventRow(Base):
-    __tablename__ = "job_events"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[float] = mapped_column(Float)
-    level: Mapped[str] = mapped_column(String(8))
-    type: Mapped[str] = mapped_column(String(16))
-    message: Mapped[str] = mapped_column(Text)
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+# Longest wait for a PostgreSQL connection before a request is answered 503: a job route
+# should fail fast while the database is away, not hold the client for TCP's own timeout.
+CONNECT_TIMEOUT_S = 5
 
 
 def default_url(data_dir: Path) -> str:
@@ -124,10 +60,21 @@ class JobStore:
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, json_serializer=_dumps)
+        options: dict[str, Any] = {}
+        if url.startswith("postgresql"):
+            # pre_ping: after PostgreSQL restarts, pooled connections are dead; check each on
+            # checkout so the first request after an outage succeeds instead of failing.
+            options = {
+                "pool_pre_ping": True,
+                "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S},
+            }
+        self.engine: Engine = create_engine(url, json_serializer=_dumps, **options)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        self.postgres = self.engine.dialect.name == "postgresql"
+        # At start the database must answer (a replica migrates before it serves); an error
+        # here stops the process with the driver's message, and its supervisor retries.
+        upgrade(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -135,7 +82,7 @@ class JobStore:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with _unavailable_as_domain_error(), self._sessions.begin() as session:
             yield session
 
     # -- files -----------------------------------------------------------------------------
@@ -231,6 +178,43 @@ class JobStore:
             )
             return bool(getattr(result, "rowcount", 0))
 
+    def claim_next(self, owner: str, runner: str, now: float) -> JobRecord | None:
+        """Move the oldest queued job to ``running`` for ``owner``; None if none is left."""
+        if not self.postgres:
+            # SQLite has no row locks: its one writer at a time already serialises claims, and
+            # the conditional transition makes a lost race a retry, not a double start.
+            while True:
+                queued = self.jobs_in(("queued",))
+                if not queued:
+                    return None
+                fields = {"started_at": now, "owner": owner, "heartbeat_at": now, "runner": runner}
+                if self.transition(queued[0].id, ("queued",), "running", **fields):
+                    return self.get_job(queued[0].id)
+        with self._session() as s:
+            row = s.scalars(
+                select(JobRow)
+                .where(JobRow.state == "queued")
+                .order_by(JobRow.seq.asc())
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if row is None:
+                return None
+            row.state, row.started_at, row.owner = "running", now, owner
+            row.heartbeat_at, row.runner = now, runner
+            s.flush()
+            return JobRecord.model_validate(row)
+
+    def cancel_requested(self, job_ids: Sequence[str]) -> set[str]:
+        """Which of ``job_ids`` someone asked to cancel (possibly through another replica)."""
+        if not job_ids:
+            return set()
+        with self._session() as s:
+            rows = s.scalars(
+                select(JobRow.id).where(JobRow.id.in_(list(job_ids)), JobRow.cancel_requested)
+            ).all()
+            return set(rows)
+
     def update_job(self, job_id: str, **fields: Any) -> None:
         with self._session() as s:
             s.execute(update(JobRow).where(JobRow.id == job_id).values(**fields))
@@ -282,6 +266,31 @@ class JobStore:
             return [EventRecord.model_validate(r) for r in rows]
 
 
+@contextmanager
+def _unavailable_as_domain_error() -> Iterator[None]:
+    """A database that cannot be reached (refused, dropped, timed out) becomes one domain
+    error; constraint violations and programming errors stay what they are."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise JobStoreUnavailable("the job database cannot be reached; retry shortly") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise JobStoreUnavailable("the job database connection was lost; retry") from exc
+        raise
+
+
 def _dumps(value: Any) -> str:
-    # NaN losses from a diverging run must not make the row unwritable.
-    return json.dumps(value, allow_nan=True)
+    # NaN losses from a diverging run must not make the row unwritable: PostgreSQL's json type
+    # rejects NaN and Infinity, and a JSON answer cannot carry them, so they are kept as null.
+    return json.dumps(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

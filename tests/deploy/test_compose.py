@@ -25,7 +25,8 @@ def test_compose_spec_accepts_the_file() -> None:
     compose_spec = need_module("compose_spec")
     parsed = compose_spec.PyCompose.from_json(json.dumps(compose()))
     assert set(parsed.service_names()) == {
-        "textserve", "textserve-cpu", "bootstrap", "prometheus", "alertmanager", "grafana"
+        "textserve", "textserve-cpu", "bootstrap", "lb", "redis", "postgres",
+        "prometheus", "alertmanager", "grafana",
     }  # fmt: skip
 
 
@@ -36,7 +37,7 @@ def test_gpu_service_reserves_a_gpu_and_cpu_profile_needs_none() -> None:
     assert cpu["profiles"] == ["cpu"]
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
-    assert "deploy" not in cpu
+    assert "resources" not in cpu["deploy"]  # replicas only: no GPU reservation
     assert gpu["environment"]["TEXTSERVE_PROVIDERS"].startswith("CUDAExecutionProvider")
     assert cpu["environment"]["TEXTSERVE_PROVIDERS"] == "CPUExecutionProvider"
     # Prometheus scrapes `textserve:8000` whichever of the two runs.
@@ -76,11 +77,41 @@ def test_monitoring_ports_stay_on_loopback(service: str) -> None:
     assert all(p.startswith("127.0.0.1:") for p in ports)
 
 
+def test_two_replicas_share_redis_and_postgres_behind_the_load_balancer() -> None:
+    data = compose()
+    services = data["services"]
+    for name in ("textserve", "textserve-cpu"):
+        svc = services[name]
+        assert svc["deploy"]["replicas"] == 2
+        assert "ports" not in svc  # reached only through `lb`
+        env = svc["environment"]
+        assert env["TEXTSERVE_REDIS_URL"] == "redis://redis:6379/0"
+        assert env["TEXTSERVE_JOBS_DB_URL"].startswith("postgresql+psycopg://textserve:")
+        assert env["TEXTSERVE_JOBS_DB_URL"].endswith("@postgres:5432/textserve")
+        for dep in ("redis", "postgres"):
+            assert svc["depends_on"][dep]["condition"] == "service_healthy"
+            assert "healthcheck" in services[dep]
+        assert "ports" not in services["redis"] and "ports" not in services["postgres"]
+    assert services["textserve-cpu"]["networks"]["default"]["aliases"] == ["textserve"]
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert services["redis"]["image"].startswith("redis:")
+    assert "postgres" in data["volumes"]
+    lb = services["lb"]
+    assert lb["image"].startswith("nginx:")
+    assert lb["ports"] == ["8000:8080"]  # as compose() renders it: TEXTSERVE_PORT unset
+    conf = (DOCKER / "nginx" / "nginx.conf").read_text()
+    assert "listen 8080;" in conf
+    assert "http://textserve:8000" in conf
+    assert "proxy_buffering off;" in conf  # server-sent events pass through unbuffered
+
+
 def test_prometheus_scrapes_the_service_and_grafana_reads_prometheus() -> None:
     prom = load_yaml(DOCKER / "prometheus" / "prometheus.yml")
     job = next(j for j in prom["scrape_configs"] if j["job_name"] == "textserve")
     assert job["metrics_path"] == "/metrics"
-    assert job["static_configs"][0]["targets"] == ["textserve:8000"]
+    # Every replica is its own target (Docker's DNS lists one address per replica).
+    (sd,) = job["dns_sd_configs"]
+    assert (sd["names"], sd["type"], sd["port"]) == (["textserve"], "A", 8000)
     ds = load_yaml(DOCKER / "grafana" / "provisioning" / "datasources" / "prometheus.yaml")
     (source,) = ds["datasources"]
     assert (source["type"], source["uid"], source["url"]) == (

@@ -136,7 +136,7 @@ def test_deployment_probes_drain_and_security(overlay: str, tmp_path: Path) -> N
     assert store["spec"]["accessModes"] == ["ReadWriteMany"]
     # API keys come from a Secret that is referenced, never shipped.
     assert not any(d["kind"] == "Secret" for d in docs)
-    keys_file = {e["name"]: e["value"] for e in c["env"]}["TEXTSERVE_API_KEYS_FILE"]
+    keys_file = {e["name"]: e.get("value") for e in c["env"]}["TEXTSERVE_API_KEYS_FILE"]
     secret_mount = next(m for m in c["volumeMounts"] if keys_file.startswith(m["mountPath"]))
     assert volumes[secret_mount["name"]]["secret"]["secretName"] == "textserve-api-keys"
     assert c["resources"]["requests"]
@@ -202,7 +202,7 @@ def test_selectors_and_ports_line_up(overlay: str) -> None:
     docs = render(overlay)
     deployment = find(docs, "Deployment")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    service = find(docs, "Service")
+    service = find(docs, "Service", "textserve")
 
     def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
         return all(labels.get(k) == v for k, v in selector.items())
@@ -219,6 +219,39 @@ def test_selectors_and_ports_line_up(overlay: str) -> None:
     target = hpa["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
     assert "replicas" not in deployment["spec"]  # the HPA owns it
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_replicas_share_redis_and_postgres_never_sqlite_on_the_shared_volume(overlay: str) -> None:
+    docs = render(overlay)
+    hpa = find(docs, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["minReplicas"] > 1
+    c = container(find(docs, "Deployment", "textserve"))
+    env = {e["name"]: e for e in c["env"]}
+    # The jobs database: PostgreSQL's URL from a referenced Secret, so never the SQLite
+    # default in the shared data volume.
+    ref = env["TEXTSERVE_JOBS_DB_URL"]["valueFrom"]["secretKeyRef"]
+    assert (ref["name"], ref["key"]) == ("textserve-postgres", "url")
+    assert "TEXTSERVE_JOBS_DB_URL" not in config(docs)
+    postgres = find(docs, "StatefulSet", "textserve-postgres")
+    pg = postgres["spec"]["template"]["spec"]["containers"][0]
+    password = {e["name"]: e for e in pg["env"]}["POSTGRES_PASSWORD"]["valueFrom"]
+    assert password["secretKeyRef"]["name"] == "textserve-postgres"
+    (claim,) = postgres["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    # Redis: the ConfigMap's URL names the Service in front of the StatefulSet.
+    redis = find(docs, "StatefulSet", "textserve-redis")
+    redis_service = find(docs, "Service", "textserve-redis")
+    assert config(docs)["TEXTSERVE_REDIS_URL"] == "redis://textserve-redis:6379/0"
+    for stateful, service in (
+        (redis, redis_service),
+        (postgres, find(docs, "Service", "textserve-postgres")),
+    ):
+        labels = stateful["spec"]["template"]["metadata"]["labels"]
+        assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
+        assert stateful["spec"]["serviceName"] == service["metadata"]["name"]
+        # Neither is picked up by textserve's Service, PDB or ServiceMonitor.
+        assert labels["app.kubernetes.io/name"] != "textserve"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
