@@ -141,9 +141,8 @@ class Finisher:
         if result is not None:
             fields["result"] = result
         fields["progress"] = {**job.progress, "stage": state}
-        if self.db.transition(job.id, ("running",), state, **fields):
-            level = "error" if state == "failed" else "info"
-            self.reports.event(job.id, "state", message, level=level, state=state)
+        level = "error" if state == "failed" else "info"
+        if self.db.finish(job.id, state, message, level=level, fields=fields):
             self.reports.count_finished(state, job.started_at)
 
     def cleanup(self, job: JobRecord) -> None:

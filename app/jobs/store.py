@@ -178,6 +178,37 @@ class JobStore:
             )
             return bool(getattr(result, "rowcount", 0))
 
+    def finish(
+        self,
+        job_id: str,
+        to_state: str,
+        message: str,
+        *,
+        level: str,
+        fields: dict[str, Any],
+    ) -> bool:
+        """Move a running job to its final ``to_state`` and write its ``state`` event in one
+        transaction: an event stream that sees the job ended has its last event to read."""
+        with self._session() as s:
+            result = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == "running")
+                .values(state=to_state, **fields)
+            )
+            if not getattr(result, "rowcount", 0):
+                return False
+            s.add(
+                EventRow(
+                    job_id=job_id,
+                    created_at=time.time(),
+                    level=level,
+                    type="state",
+                    message=message,
+                    data={"state": to_state},
+                )
+            )
+            return True
+
     def claim_next(self, owner: str, runner: str, now: float) -> JobRecord | None:
         """Move the oldest queued job to ``running`` for ``owner``; None if none is left."""
         if not self.postgres:
