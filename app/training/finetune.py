@@ -57,6 +57,9 @@ class TrainedClassifier:
     labels: list[str]
     max_length: int
     input_names: list[str]
+    # Divides the logits in the exported graph (temperature scaling, see calibration.py);
+    # 1 until the pipeline fits it on held-out rows.
+    temperature: float = 1.0
 
     @property
     def device(self) -> torch.device:
