@@ -34,6 +34,7 @@ from app.training.export import (
     quantize_dynamic_int8,
 )
 from app.training.finetune import Hyperparameters, TrainProgress
+from app.training.methods import training_record
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,11 @@ def build_classifier(
         "train_seconds": round(time.perf_counter() - started, 2),
         "train_loss": last[0].loss if last else None,
     }
-    extra: dict[str, Any] = {}  # top-level manifest fields beyond the model's declared ones
+    extra: dict[str, Any] = {  # top-level manifest fields beyond the model's declared ones
+        "training": training_record(
+            hp, trained.trainable_parameters, last[0].samples_per_second if last else None
+        )
+    }
     if eval:
         _check_stop(should_stop)
         stage("evaluating")
