@@ -229,6 +229,8 @@ def test_a_lora_job_through_the_api_publishes_a_merged_servable_model(
             assert r.json()["hyperparameters"]["learning_rate"] == 5e-4  # the LoRA default
             job = await wait_for(client, r.json()["id"], finished, timeout_s=300)
             assert job["status"] == "succeeded", job
+            assert job["result"]["training"]["method"] == "lora"
+            assert job["result"]["training"]["samples_per_second"] > 0
             manifest = store.read_manifest("reviews", 1).model_dump()
             assert manifest["training"]["method"] == "lora"
             assert manifest["parity"]["argmax_agree"] is True
