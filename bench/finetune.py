@@ -44,7 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-column", help="label column of both files [inferred]")
     p.add_argument("--name", default="bench", help="model name to publish under")
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--learning-rate", type=float, default=5e-5)
+    p.add_argument("--method", choices=["full", "lora", "head"], default="full")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        help="[the method's default: 5e-5 full, 5e-4 lora, 1e-3 head]",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--seed", type=int, default=13)
@@ -166,12 +171,14 @@ def main(argv: list[str] | None = None) -> None:
                 r.raise_for_status()
                 file = r.json()
                 hp = {
+                    "method": args.method,
                     "epochs": args.epochs,
-                    "learning_rate": args.learning_rate,
                     "batch_size": args.batch_size,
                     "max_length": args.max_length,
                     "seed": args.seed,
                 }
+                if args.learning_rate is not None:
+                    hp["learning_rate"] = args.learning_rate
                 r = client.post(
                     "/v1/fine-tunes",
                     json={
@@ -211,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_seconds": job["result"]["metrics"].get("train_seconds"),
         "training_samples_per_second": progress.get("samples_per_second"),
         "final_training_loss": progress.get("loss"),
+        "peak_memory_mb": job["result"].get("training", {}).get("peak_memory_mb"),
         "machine": machine_info(),
     }
     out = args.out or ROOT / "bench" / "results" / f"finetune-{args.name}.json"

@@ -41,10 +41,11 @@ def export_onnx(trained: TrainedClassifier, out_dir: Path) -> list[str]:
     """Write ``model.onnx`` (opset 17, dynamic batch and sequence axes) and the tokenizer files.
 
     Returns the ONNX input names, in order: ``input_ids``, ``attention_mask`` and, only when
-    the model takes it, ``token_type_ids``. The output is ``logits`` of shape (batch, labels).
+    the model takes it, ``token_type_ids``. The output is ``logits`` of shape (batch, labels),
+    already divided by ``trained.temperature``: serving's soft-max then gives calibrated scores.
     """
     names = list(trained.input_names)
-    wrapper = _logits_module(trained.model, names)
+    wrapper = _logits_module(trained.model, names, trained.temperature)
     trace_to_onnx(trained, wrapper, _EXPORT_SAMPLE, [OUTPUT_NAME], out_dir)
     return names
 
@@ -95,7 +96,9 @@ def trace_to_onnx(
     save_tokenizer(trained, out_dir)
 
 
-def _logits_module(model: torch.nn.Module, names: list[str]) -> torch.nn.Module:
+def _logits_module(
+    model: torch.nn.Module, names: list[str], temperature: float = 1.0
+) -> torch.nn.Module:
     import torch
 
     class LogitsOnly(torch.nn.Module):
@@ -107,7 +110,9 @@ def _logits_module(model: torch.nn.Module, names: list[str]) -> torch.nn.Module:
 
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
             logits: torch.Tensor = self.model(**dict(zip(names, inputs, strict=True))).logits
-            return logits
+            # One Div node in the graph; constant folding cannot merge it into the last
+            # MatMul, but a scalar divide is noise next to the encoder.
+            return logits if temperature == 1.0 else logits / temperature
 
     return LogitsOnly()
 
@@ -136,7 +141,8 @@ def check_parity(
     texts: Sequence[str],
     tolerance: float = 1e-3,
 ) -> ParityReport:
-    """Compare torch logits with ONNX Runtime (CPU) logits on ``texts``.
+    """Compare torch logits (divided by ``trained.temperature``, as exported) with ONNX
+    Runtime (CPU) logits on ``texts``.
 
     The ONNX side is fed the way serving feeds it: ``tokenizer.json`` next to ``onnx_path``,
     right padding with the pad id and zero token types, so a bad tokenizer file fails here
@@ -148,7 +154,8 @@ def check_parity(
     if not texts:
         raise ValueError("parity needs at least one text")
     with torch.no_grad():
-        expected = trained.model(**trained.encode(texts)).logits.float().cpu().numpy()
+        logits = trained.model(**trained.encode(texts)).logits.float()
+        expected = (logits / trained.temperature).cpu().numpy()
     (got,) = serving_outputs(
         onnx_path,
         texts,

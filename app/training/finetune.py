@@ -11,12 +11,19 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     import torch
+
+Method = Literal["full", "lora", "head"]
+# The peak learning rate when the request gives none: adapters and a bare head start from
+# zero or random weights and need larger steps than the pre-trained encoder does.
+DEFAULT_LEARNING_RATE: dict[str, float] = {"full": 5e-5, "lora": 5e-4, "head": 1e-3}
+# BERT-style module names (MiniLM is one): attention projections and the feed-forward layers.
+DEFAULT_LORA_TARGETS = ["query", "key", "value", "dense"]
 
 # Clipping keeps the first steps (fresh, random head) from knocking the encoder off course.
 MAX_GRAD_NORM = 1.0
@@ -27,13 +34,41 @@ class Hyperparameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    method: Method = Field(
+        "full",
+        description="'full' trains every weight; 'lora' trains low-rank adapters (merged into "
+        "the weights before export); 'head' freezes the encoder and trains the head alone.",
+    )
     epochs: int = Field(4, ge=1, le=100, description="Passes over the training set.")
-    learning_rate: float = Field(5e-5, gt=0, le=1, description="Peak AdamW learning rate.")
+    learning_rate: float = Field(
+        5e-5,
+        gt=0,
+        le=1,
+        description="Peak AdamW learning rate; unset: 5e-5 (full), 5e-4 (lora), 1e-3 (head).",
+    )
     batch_size: int = Field(16, ge=1, le=1024, description="Examples per optimizer step.")
     max_length: int = Field(128, ge=8, le=512, description="Tokens kept per text.")
     seed: int = Field(13, ge=0, le=2**32 - 1, description="Seeds head init and shuffling.")
     warmup_ratio: float = Field(0.1, ge=0, le=1, description="Share of steps warming up.")
     weight_decay: float = Field(0.01, ge=0, le=1, description="AdamW decoupled weight decay.")
+    lora_r: int = Field(16, ge=1, le=256, description="LoRA rank (method 'lora').")
+    lora_alpha: int = Field(32, ge=1, le=1024, description="LoRA scaling numerator.")
+    lora_dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on the LoRA input.")
+    lora_targets: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_LORA_TARGETS),
+        min_length=1,
+        description="Module names LoRA adapts (BERT-style by default).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _learning_rate_for_method(cls, data: Any) -> Any:
+        # Resolved here, not at training time, so the stored spec shows the rate used.
+        if isinstance(data, dict) and "learning_rate" not in data:
+            method = data.get("method", "full")
+            if method in DEFAULT_LEARNING_RATE:
+                return {**data, "learning_rate": DEFAULT_LEARNING_RATE[method]}
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +92,10 @@ class TrainedClassifier:
     labels: list[str]
     max_length: int
     input_names: list[str]
+    # Divides the logits in the exported graph (temperature scaling, see calibration.py);
+    # 1 until the pipeline fits it on held-out rows.
+    temperature: float = 1.0
+    trainable_parameters: int = 0  # counted while training (before any LoRA merge)
 
     @property
     def device(self) -> torch.device:

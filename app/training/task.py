@@ -115,6 +115,8 @@ class TaskResult(TypedDict):
     metrics: dict[str, Any]
     validation_rows: int
     comparison: NotRequired[dict[str, Any]]
+    # The manifest's ``training``: method, trainable_parameters, samples_per_second, peak memory.
+    training: NotRequired[dict[str, Any]]
 
 
 class Task(Protocol):

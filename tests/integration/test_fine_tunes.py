@@ -209,3 +209,41 @@ def test_an_unknown_page_cursor_is_named_as_the_field_at_fault(
             assert (error["type"], error["param"]) == ("job_not_found", "after")
 
     run(main)
+
+
+def test_a_lora_job_through_the_api_publishes_a_merged_servable_model(
+    store: ModelStore, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        async with running(job_settings(store, tmp_path / "var")) as (client, _app):
+            fid = (await upload(client, sentiment_csv(20))).json()["id"]
+            r = await client.post(
+                "/v1/fine-tunes",
+                json={
+                    "model": "reviews",
+                    "training_file": fid,
+                    "hyperparameters": {**FAST_HP, "method": "lora"},
+                },
+            )
+            assert r.status_code == 201, r.text
+            assert r.json()["hyperparameters"]["learning_rate"] == 5e-4  # the LoRA default
+            job = await wait_for(client, r.json()["id"], finished, timeout_s=300)
+            assert job["status"] == "succeeded", job
+            assert job["result"]["training"]["method"] == "lora"
+            assert job["result"]["training"]["samples_per_second"] > 0
+            manifest = store.read_manifest("reviews", 1).model_dump()
+            assert manifest["training"]["method"] == "lora"
+            assert manifest["parity"]["argmax_agree"] is True
+            r = await client.post("/classify", json={"model": "reviews", "text": "loved it"})
+            assert r.status_code == 200
+            assert 0 < r.json()["score"] <= 1
+
+            r = await client.post(
+                "/v1/fine-tunes",
+                json={"model": "reviews", "training_file": fid,
+                      "hyperparameters": {"method": "qlora"}},
+            )  # fmt: skip
+            assert r.status_code == 422
+            assert "method" in r.text
+
+    run(main)

@@ -49,6 +49,9 @@ def train_classification(ctx: TaskContext) -> TaskResult:
         "metrics": manifest.metrics,
         "validation_rows": len(validation),
     }
+    training = manifest.model_dump().get("training")
+    if training is not None:
+        result["training"] = training
     active = ctx.store.active_version(spec.model)
     if not spec.compare_with_active or active is None:
         return result

@@ -21,6 +21,7 @@ from app.store.manifest import (
     check_name,
 )
 from app.store.versions import ModelStore
+from app.training.calibration import calibrate
 from app.training.classification.train import train_classifier
 from app.training.data import Example, check_labels, parity_texts
 from app.training.errors import TrainingCancelled
@@ -33,6 +34,7 @@ from app.training.export import (
     quantize_dynamic_int8,
 )
 from app.training.finetune import Hyperparameters, TrainProgress
+from app.training.methods import training_record
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +84,23 @@ def build_classifier(
         "train_seconds": round(time.perf_counter() - started, 2),
         "train_loss": last[0].loss if last else None,
     }
+    extra: dict[str, Any] = {  # top-level manifest fields beyond the model's declared ones
+        "training": training_record(
+            hp, trained.trainable_parameters, last[0].samples_per_second if last else None
+        )
+    }
     if eval:
         _check_stop(should_stop)
         stage("evaluating")
         index = {label: i for i, label in enumerate(labels)}
         logits = predict_logits(trained, [e.text for e in eval])
-        metrics["eval"] = classification_metrics(
-            [index[e.label] for e in eval], logits.argmax(axis=1).tolist(), labels
-        )
+        truth = [index[e.label] for e in eval]
+        metrics["eval"] = classification_metrics(truth, logits.argmax(axis=1).tolist(), labels)
+        # Fitted on the eval rows: one scalar that moves no arg-max, so the accuracy above
+        # stands; the ECE before/after is in-sample and says how far off the raw scores were.
+        calibration = calibrate(logits, truth)
+        extra["calibration"] = dict(calibration)
+        trained.temperature = calibration["temperature"]
     else:
         log.warning("%s: no evaluation rows; the manifest carries no eval metrics", name)
 
@@ -121,6 +132,7 @@ def build_classifier(
                 recipe=recipe,
                 parity=dict(parity),
                 variants=variants,
+                **extra,
             ),
         )
     if activate:

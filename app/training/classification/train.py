@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 
 from app.training.base_model import load_classifier, model_input_names
+from app.training.classification.head import train_head
 from app.training.data import Example, check_labels
 from app.training.errors import InvalidDataset, TrainingCancelled
 from app.training.finetune import (
@@ -16,6 +17,7 @@ from app.training.finetune import (
     seed_everything,
 )
 from app.training.loop import OptimizerLoop
+from app.training.methods import add_lora, merge_lora, trainable_parameters
 
 
 def train_classifier(
@@ -53,6 +55,15 @@ def train_classifier(
     index = {label: i for i, label in enumerate(labels)}
     texts = [e.text for e in train]
     targets = torch.tensor([index[e.label] for e in train], dtype=torch.long)
+    if hp.method == "head":
+        train_head(trained, texts, targets, hp, on_progress, should_stop)
+        trained.trainable_parameters = trainable_parameters(model)
+        return trained
+    if hp.method == "lora":
+        # The fresh head is trained whole; the encoder only through its adapters.
+        model = add_lora(model, hp, keep=["classifier"])
+        trained.model = model
+    trained.trainable_parameters = trainable_parameters(model)
 
     steps_per_epoch = math.ceil(len(train) / hp.batch_size)
     total_steps = steps_per_epoch * hp.epochs
@@ -82,5 +93,8 @@ def train_classifier(
                 logits = model(**batch).logits
             loss = functional.cross_entropy(logits.float(), targets[rows].to(device))
             loop.update(loss, len(rows), epoch)
-    model.eval()
+    if hp.method == "lora":
+        # Folded into the base weights: export then sees the plain architecture.
+        trained.model = merge_lora(model)
+    trained.model.eval()
     return trained

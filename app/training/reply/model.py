@@ -142,6 +142,10 @@ def train_dual_encoder(
 
     if not data.train:
         raise InvalidDataset("no training utterances")
+    if hp.method != "full":  # not silently ignored: the job fails saying so
+        raise InvalidDataset(
+            f"hyperparameters.method: reply models train with 'full' only so far, not {hp.method!r}"
+        )
     seed_everything(hp.seed)
     intents = data.intent_names
     model, tokenizer, input_names = load_dual_encoder(base_model, len(intents))

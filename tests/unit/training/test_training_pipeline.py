@@ -209,6 +209,11 @@ def test_build_classifier_publishes_an_active_verified_version(tmp_path: Path) -
     assert manifest.parity["argmax_agree"] is True
     assert manifest.parity["rows"] == 13  # 12 eval texts and one over-long one
     assert manifest.parity["max_abs_diff"] <= 1e-3
+    calibration = manifest.model_dump()["calibration"]
+    assert calibration["rows"] == 12
+    assert calibration["temperature"] > 0
+    # 12 rows are too few for ECE to be sure to fall (test_calibration checks that on 4000).
+    assert 0 <= calibration["ece_before"] <= 1 and 0 <= calibration["ece_after"] <= 1
 
 
 def test_cancelling_raises_and_publishes_nothing(tmp_path: Path) -> None:
