@@ -6,10 +6,10 @@ import logging
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -101,22 +101,18 @@ def eager_attention(model: torch.nn.Module) -> Iterator[None]:
     """Trace attention as transformers' plain ops (MatMul, Softmax) instead of its SDPA call:
     ORT's transformer optimizer recognises only that pattern and fuses it into ``Attention``
     for the GPU file (``app.training.optimize``). Same numbers; restored on exit."""
-    changed: list[tuple[Any, str]] = []
+    changed: list[tuple[Callable[[str], object], str]] = []
     for module in model.modules():
-        config = getattr(module, "config", None)
-        current = getattr(config, "_attn_implementation", None)
-        if (
-            isinstance(current, str)
-            and current != "eager"
-            and hasattr(module, "set_attn_implementation")
-        ):
-            module.set_attn_implementation("eager")
-            changed.append((module, current))
+        current = getattr(getattr(module, "config", None), "_attn_implementation", None)
+        setter = getattr(module, "set_attn_implementation", None)
+        if isinstance(current, str) and current != "eager" and callable(setter):
+            setter("eager")
+            changed.append((setter, current))
     try:
         yield
     finally:
-        for module, previous in reversed(changed):
-            module.set_attn_implementation(previous)
+        for setter, previous in reversed(changed):
+            setter(previous)
 
 
 def _logits_module(model: torch.nn.Module, names: list[str]) -> torch.nn.Module:

@@ -7,16 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import pytest
+import torch
+import transformers
 
 from app.runtime.backend import cpu_session
 from app.store.manifest import FP16_FILE, MODEL_FILE
 from app.training.export import TOKENIZER_FILE, eager_attention
 from app.training.optimize import encoder_shape, fp16_variant, fused_ops
 from tests.support.tiny_model import WORDS, build_tokenizer
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 HEADS, HIDDEN = 2, 32
 TEXTS = [
@@ -38,9 +36,10 @@ def _tiny_bert(folder: Path) -> torch.nn.Module:
         num_attention_heads=HEADS,
         intermediate_size=64,
         max_position_embeddings=64,
-        num_labels=3,
     )
-    model = transformers.BertForSequenceClassification(config).eval()
+    config.num_labels = 3
+    model: torch.nn.Module = transformers.BertForSequenceClassification(config)
+    model.eval()
 
     class Logits(torch.nn.Module):
         def __init__(self) -> None:
