@@ -147,6 +147,14 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Grace period to finish queued work on shutdown."
     )
     warmup: bool = Field(True, description="Run a warm-up batch before /readyz turns 200.")
+    warmup_shapes: int = Field(
+        6,
+        ge=0,
+        le=8,
+        description="Batch shapes (rows x tokens, spanning max_batch_size, max_batch_tokens and "
+        "the model's max length) each model runs at warm-up, so that no request pays for a "
+        "first-time shape; each costs one run.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Log level."
     )

@@ -58,6 +58,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         calibrate=settings.batch_overhead_tokens is None,
         io_binding=settings.io_binding,
         variant=settings.model_variant,
+        warmup_shapes=settings.warmup_shapes,
     )
 
 
