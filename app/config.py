@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     cuda_mem_limit_mb: int = Field(
         0, ge=0, description="Most GPU memory ORT's arena may take, in MiB (0: no limit)."
     )
+    cuda_shared_arena: bool = Field(
+        True,
+        description="One CUDA memory arena for every session of the process (all models, "
+        "versions and hot swaps), so that cuda_mem_limit_mb is one budget for them all; off: "
+        "each session has its own arena of up to cuda_mem_limit_mb.",
+    )
     io_binding: bool = Field(True, description="Run through ORT IO binding on CUDA.")
     ort_spinning: bool = Field(
         False, description="Let idle ORT threads busy-wait (lower latency on dedicated cores)."
