@@ -15,7 +15,7 @@ from app.metrics import Metrics
 from app.runtime.backend import CUDA, LoadedSession, SessionOptions, score_batch
 from app.runtime.batcher import BatchLimits, BatchObserver, BatchResult, DynamicBatcher
 from app.runtime.tokenizer import IntArray, TextTokenizer
-from app.runtime.variants import VariantSetting, load_variant
+from app.runtime.variants import VariantSetting, load_checked_variant, load_variant
 from app.runtime.warmup import Shape, warmup_shapes
 from app.store.manifest import Manifest
 
@@ -100,7 +100,10 @@ class InferenceEngine:
         self.name = manifest.name
         self.version = manifest.version
         self.folder = folder
-        loaded, self.variant = load_variant(folder, manifest, config.session, config.variant)
+        # On CUDA, ``auto``'s accuracy gate is measured again with the session that serves.
+        loaded, self.variant, self.variant_note = load_checked_variant(
+            folder, manifest, config.session, config.variant
+        )
         self.provider = loaded.provider
         self.unavailable_providers = loaded.unavailable
         self._session: LoadedSession | None = loaded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.runtime.variants import GATE_FILE
 from app.store.manifest import (
     FP16,
     FP32,
@@ -162,6 +164,9 @@ def _variants(
         return variants
     index = {label: i for i, label in enumerate(labels)}
     truth = [index[e.label] for e in eval]
+    # Kept with the version: serving measures the gate again where the file runs (CUDA).
+    gate = {"texts": [e.text for e in eval], "labels": truth}
+    (staging / GATE_FILE).write_text(json.dumps(gate))
     for variant in variants.values():
         logits = onnx_logits(
             staging / variant.file,
