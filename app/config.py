@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     cuda_mem_limit_mb: int = Field(
         0, ge=0, description="Most GPU memory ORT's arena may take, in MiB (0: no limit)."
     )
+    cuda_shared_arena: bool = Field(
+        True,
+        description="One CUDA memory arena for every session of the process (all models, "
+        "versions and hot swaps), so that cuda_mem_limit_mb is one budget for them all; off: "
+        "each session has its own arena of up to cuda_mem_limit_mb.",
+    )
     io_binding: bool = Field(True, description="Run through ORT IO binding on CUDA.")
     ort_spinning: bool = Field(
         False, description="Let idle ORT threads busy-wait (lower latency on dedicated cores)."
@@ -147,6 +153,14 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Grace period to finish queued work on shutdown."
     )
     warmup: bool = Field(True, description="Run a warm-up batch before /readyz turns 200.")
+    warmup_shapes: int = Field(
+        6,
+        ge=0,
+        le=8,
+        description="Batch shapes (rows x tokens, spanning max_batch_size, max_batch_tokens and "
+        "the model's max length) each model runs at warm-up, so that no request pays for a "
+        "first-time shape; each costs one run.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Log level."
     )

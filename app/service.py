@@ -53,6 +53,7 @@ def engine_config(settings: Settings) -> EngineConfig:
             allow_spinning=settings.ort_spinning,
             cuda_device_id=settings.cuda_device_id,
             cuda_mem_limit_bytes=settings.cuda_mem_limit_mb * 1024 * 1024,
+            cuda_shared_arena=settings.cuda_shared_arena,
         ),
         limits=BatchLimits(
             max_batch_size=settings.max_batch_size,
@@ -64,6 +65,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         calibrate=settings.batch_overhead_tokens is None,
         io_binding=settings.io_binding,
         variant=settings.model_variant,
+        warmup_shapes=settings.warmup_shapes,
     )
 
 

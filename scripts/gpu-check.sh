@@ -5,6 +5,13 @@
 # Everything it prints is also saved to bench/results/gpu-check-<date>.txt.
 #
 #   bash scripts/gpu-check.sh
+#   MODEL_STORE=dir bash scripts/gpu-check.sh --rehearse
+#
+# --rehearse runs every step that does not need the driver on the CPU provider, with the
+# Python already here (PYTHON, default .venv/bin/python, else python3) and no install: the
+# route matrix (bench/gpu_check.py: /classify, /reply, /v1/embeddings where served; fp32 vs
+# fp16; IO binding on/off) with a short load. It needs MODEL_STORE and takes about 2-5
+# minutes, so that the device run is known to work before it costs device time.
 #
 # Environment (all optional):
 #   WHEELHOUSE=dir    install from the wheels in dir only (an offline machine)
@@ -16,11 +23,35 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+rehearse=0
+if [[ ${1:-} == --rehearse ]]; then
+    rehearse=1
+fi
+
 log() { printf '\n== %s\n' "$*"; }
 die() {
     printf 'gpu-check: %s\n' "$*" >&2
     exit 1
 }
+
+if ((rehearse)); then
+    [[ -n ${MODEL_STORE:-} ]] || die "--rehearse needs MODEL_STORE (a store with active models)"
+    python=${PYTHON:-}
+    [[ -n $python ]] || { [[ -x .venv/bin/python ]] && python=.venv/bin/python || python=python3; }
+    textserve=$(dirname "$python")/textserve
+    [[ -x $textserve ]] || die "no textserve next to $python"
+    mkdir -p bench/results
+    report="bench/results/gpu-check-rehearsal-$(date -u +%Y-%m-%d).txt"
+    exec > >(tee "$report") 2>&1
+    log "$(date -u '+%Y-%m-%d %H:%M UTC') rehearsal on the CPU provider, store $MODEL_STORE"
+    export TEXTSERVE_PROVIDERS=CPUExecutionProvider TEXTSERVE_LOG_FORMAT=text
+    started=$SECONDS
+    log "route matrix: fp32 vs fp16, IO binding on/off (bench/gpu_check.py)"
+    "$python" bench/gpu_check.py --store "$MODEL_STORE" --textserve "$textserve" \
+        --clients 1 32 --requests "${REQUESTS:-64}" --out bench/results/gpu-check-rehearsal.json
+    log "rehearsal passed in $((SECONDS - started)) s; saved to $report"
+    exit 0
+fi
 
 command -v nvidia-smi >/dev/null 2>&1 || die "nvidia-smi not found: no NVIDIA driver here"
 gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -n 1)
@@ -140,6 +171,10 @@ kill "$server"
 wait "$server" 2>/dev/null || true
 server=""
 
+log "route matrix: /classify, /reply, /v1/embeddings; fp32 vs fp16; IO binding on/off"
+"$venv/bin/python" bench/gpu_check.py --store "$store" --textserve "$venv/bin/textserve" \
+    --clients 1 32 256 --requests "${REQUESTS:-4000}" --out bench/results/gpu-check-routes.json
+
 data=${DATA:-../shared/data/sst2/dev.tsv}
 [[ -f $data ]] || data=models/_recipes/sentiment/data.jsonl
 duration=${DURATION:-8}
@@ -148,7 +183,7 @@ log "bench/gpu.py: raw texts/s by batch (32, 256) x tokens (32, 128), fp32 and f
 "$venv/bin/python" bench/gpu.py --store "$store" --model sentiment --data "$data" \
     --out bench/results/gpu-check-shapes.json
 
-# Versions built by this project carry model.fp16.onnx (app/training/export.py: convert_fp16);
+# Versions built by this project carry model.fp16.onnx (app/training/optimize.py: fused, fp16);
 # the setting picks it, and `auto` does so on CUDA where it scored as well as fp32.
 for precision in fp32 fp16; do
     log "bench/classify.py, $precision, $data"

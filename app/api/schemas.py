@@ -117,6 +117,11 @@ class ModelCard(BaseModel):
     variant: str | None = Field(
         None, description="The loaded file of the version: fp32, int8 or fp16."
     )
+    variant_note: str | None = Field(
+        None,
+        description="On CUDA under `auto`: the accuracy gate measured again on the loaded "
+        "session, and whether fp16 was kept or fell back to fp32.",
+    )
     metrics: dict[str, Any]
     versions: list[ModelVersionInfo]
 

@@ -9,8 +9,9 @@ version scores offline is what it scores when served.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,9 @@ class SessionOptions:
     allow_spinning: bool = False
     cuda_device_id: int = 0
     cuda_mem_limit_bytes: int = 0  # 0: no limit beyond the device's memory
+    # One arena for every CUDA session of the process (see ``shared_cuda_arena``), so that the
+    # memory limit is a budget for all models and versions together, hot swaps included.
+    cuda_shared_arena: bool = True
     # Log ORT's errors only: offline scoring has no use for the graph optimizer's notes.
     quiet: bool = False
 
@@ -61,6 +65,64 @@ def cuda_options(options: SessionOptions) -> dict[str, str]:
 
 def _with_options(provider: str, options: SessionOptions) -> str | tuple[str, dict[str, str]]:
     return (provider, cuda_options(options)) if provider == CUDA else provider
+
+
+# kSameAsRequested in OrtArenaCfg's numbering (0 is kNextPowerOfTwo), as in ``cuda_options``.
+_SAME_AS_REQUESTED = 1
+# Devices whose shared arena is registered in this process's ORT environment, or failed to be.
+_shared_arenas: dict[int, bool] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_arena_config(options: SessionOptions) -> dict[str, int]:
+    """The ``OrtArenaCfg`` of the process-wide CUDA arena: ``cuda_mem_limit_bytes`` as its
+    ceiling (0: ORT's default, the device), grown by what a run asks for."""
+    config = {"arena_extend_strategy": _SAME_AS_REQUESTED}
+    if options.cuda_mem_limit_bytes:
+        config["max_mem"] = options.cuda_mem_limit_bytes
+    return config
+
+
+def session_config(options: SessionOptions, providers: Sequence[str]) -> dict[str, str]:
+    """Session config entries for a session on ``providers`` (in order of preference)."""
+    entries: dict[str, str] = {}
+    if not options.allow_spinning:
+        # Idle ORT threads busy-wait by default; on a small machine they steal the cores the
+        # event loop and tokenizer need (measured: ~2x CPU per text with spinning on).
+        entries["session.intra_op.allow_spinning"] = "0"
+        entries["session.inter_op.allow_spinning"] = "0"
+    if CUDA in providers and options.cuda_shared_arena:
+        # Take device memory from the allocator registered in ORT's environment (one per
+        # process, ``register_shared_cuda_arena``) instead of a new arena per session.
+        entries["session.use_env_allocators"] = "1"
+    return entries
+
+
+def register_shared_cuda_arena(options: SessionOptions) -> bool:
+    """Register the process's one CUDA arena for ``options.cuda_device_id``, once.
+
+    Every session made with ``session.use_env_allocators`` then shares it: three models, a
+    second session per model and the outgoing version of a hot swap all draw on one budget
+    of ``cuda_mem_limit_bytes``, where ``gpu_mem_limit`` alone caps each session's own arena.
+    False where ORT cannot (a build without CUDA): sessions keep their own arenas.
+    """
+    device = options.cuda_device_id
+    with _shared_lock:
+        if device not in _shared_arenas:
+            info = ort.OrtMemoryInfo(
+                "Cuda", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, device, ort.OrtMemType.DEFAULT
+            )
+            try:
+                ort.create_and_register_allocator_v2(
+                    CUDA, info, cuda_options(options), ort.OrtArenaCfg(shared_arena_config(options))
+                )
+            except (RuntimeError, ValueError) as exc:
+                log.warning("no shared CUDA arena (%s); each session gets its own", exc)
+                _shared_arenas[device] = False
+            else:
+                log.info("shared CUDA arena on device %d: %s", device, shared_arena_config(options))
+                _shared_arenas[device] = True
+        return _shared_arenas[device]
 
 
 def run_bound(
@@ -116,11 +178,11 @@ def create_session(model_path: Path, options: SessionOptions) -> LoadedSession:
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # Batches vary in shape every run; the memory-pattern planner only helps fixed shapes.
     so.enable_mem_pattern = False
-    if not options.allow_spinning:
-        # Idle ORT threads busy-wait by default; on a small machine they steal the cores the
-        # event loop and tokenizer need (measured: ~2x CPU per text with spinning on).
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    shared = CUDA in wanted and options.cuda_shared_arena
+    if shared and not register_shared_cuda_arena(options):
+        options = replace(options, cuda_shared_arena=False)
+    for key, value in session_config(options, wanted).items():
+        so.add_session_config_entry(key, value)
     with children_named("ts-ort"):  # its thread pools, as top -H shows them
         session = ort.InferenceSession(
             str(model_path), sess_options=so, providers=[_with_options(p, options) for p in wanted]

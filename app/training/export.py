@@ -6,7 +6,8 @@ import logging
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
@@ -72,7 +73,7 @@ def trace_to_onnx(
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
     axes.update({name: {0: "batch"} for name in outputs})
     path = out_dir / MODEL_FILE
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), eager_attention(trained.model):
         # Expected while tracing a transformer: the TorchScript exporter is deprecated (the
         # dynamo one is not yet dependable for these models), and the tracer notes Python
         # branches on shapes, which are constant for a given model configuration.
@@ -94,6 +95,25 @@ def trace_to_onnx(
     trained.model.eval()
     onnx.checker.check_model(str(path))
     save_tokenizer(trained, out_dir)
+
+
+@contextmanager
+def eager_attention(model: torch.nn.Module) -> Iterator[None]:
+    """Trace attention as transformers' plain ops (MatMul, Softmax) instead of its SDPA call:
+    ORT's transformer optimizer recognises only that pattern and fuses it into ``Attention``
+    for the GPU file (``app.training.optimize``). Same numbers; restored on exit."""
+    changed: list[tuple[Callable[[str], object], str]] = []
+    for module in model.modules():
+        current = getattr(getattr(module, "config", None), "_attn_implementation", None)
+        setter = getattr(module, "set_attn_implementation", None)
+        if isinstance(current, str) and current != "eager" and callable(setter):
+            setter("eager")
+            changed.append((setter, current))
+    try:
+        yield
+    finally:
+        for setter, previous in reversed(changed):
+            setter(previous)
 
 
 def _logits_module(
@@ -196,23 +216,6 @@ def serving_outputs(
     tokenizer = TextTokenizer(tokenizer_path, max_length, pad_id)
     got = score_texts(cpu_session(onnx_path), tokenizer, texts, outputs)
     return [np.asarray(o, dtype=np.float32) for o in got]
-
-
-def convert_fp16(onnx_path: Path, out_path: Path) -> Path:
-    """Write a half-precision copy of ``onnx_path`` for GPUs, to ``out_path``.
-
-    Inputs and outputs stay int64 / float32 (``keep_io_types``), so serving feeds and reads
-    it exactly like the fp32 file; only the weights and the arithmetic inside are fp16. Half
-    the memory and, on tensor-core GPUs, several times the throughput; on a CPU ORT runs it
-    (slightly slower than fp32), which is how the pipeline scores it without a GPU.
-    """
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    model = onnx.load(str(onnx_path))
-    onnx.save(convert_float_to_float16(model, keep_io_types=True), str(out_path))
-    return out_path
 
 
 def quantize_dynamic_int8(onnx_path: Path, out_path: Path) -> Path:

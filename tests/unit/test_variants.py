@@ -272,11 +272,12 @@ def test_int8_agrees_with_fp32_on_the_argmax_for_most_texts(store: ModelStore) -
 
 def test_fp16_conversion_keeps_float32_io_and_the_argmax(store: ModelStore, tmp_path: Path) -> None:
     """The GPU file, checked on the CPU: fed and read like fp32, and it agrees with it."""
-    from app.training.export import convert_fp16
+    from app.training.optimize import build_fp16
 
     manifest = publish_tiny_classifier(store)
     folder = store.version_dir(manifest.name, manifest.version)
-    half = convert_fp16(folder / MODEL_FILE, tmp_path / FP16_FILE)
+    # Not a transformer: nothing to fuse, the graph still converts (num_heads 0: detect).
+    half = build_fp16(folder / MODEL_FILE, tmp_path / FP16_FILE, num_heads=0, hidden_size=0)
     options = SessionOptions((CPU,))
     fp32, fp16 = create_session(folder / MODEL_FILE, options), create_session(half, options)
     assert [i.type for i in fp16.session.get_inputs()] == [

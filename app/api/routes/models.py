@@ -44,6 +44,7 @@ def model_card(services: Services, name: str) -> ModelCard:
         loaded_version=engine.version if engine else None,
         provider=engine.provider if engine else None,
         variant=engine.variant if engine else None,
+        variant_note=engine.variant_note if engine else None,
         metrics=current.metrics,
         versions=[
             ModelVersionInfo(

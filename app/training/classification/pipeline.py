@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -9,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.runtime.variants import GATE_FILE
 from app.store.manifest import (
     FP16,
-    FP16_FILE,
     FP32,
     INT8,
     INT8_FILE,
@@ -27,14 +28,15 @@ from app.training.data import Example, check_labels, parity_texts
 from app.training.errors import TrainingCancelled
 from app.training.evaluate import classification_metrics, onnx_logits, predict_logits
 from app.training.export import (
+    OUTPUT_NAME,
     TOKENIZER_FILE,
     check_parity,
-    convert_fp16,
     export_onnx,
     quantize_dynamic_int8,
 )
-from app.training.finetune import Hyperparameters, TrainProgress
+from app.training.finetune import Hyperparameters, TrainedClassifier, TrainProgress
 from app.training.methods import training_record
+from app.training.optimize import fp16_variant
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +115,7 @@ def build_classifier(
         parity = check_parity(trained, staging / MODEL_FILE, parity_texts(eval or train))
         _check_stop(should_stop)
         stage("quantizing")
-        variants = _variants(
-            staging, labels, eval, hp.max_length, int(trained.tokenizer.pad_token_id)
-        )
+        variants = _variants(staging, trained, eval, parity_texts(eval or train))
         _check_stop(should_stop)
         stage("publishing")
         manifest = store.publish(
@@ -142,29 +142,43 @@ def build_classifier(
 
 
 def _variants(
-    staging: Path, labels: list[str], eval: list[Example], max_length: int, pad_token_id: int
+    staging: Path, trained: TrainedClassifier, eval: list[Example], parity: list[str]
 ) -> dict[str, Variant]:
-    """Quantize the exported model beside it and score every variant on ``eval``.
+    """Quantize the exported model beside it (int8 for CPUs), fuse it in fp16 for GPUs
+    (``app.training.optimize``, parity against fp32 on ``parity``), score every variant on
+    ``eval``.
 
-    A model that ORT cannot quantize still publishes, as fp32 only: int8 is a speed-up,
-    not a reason to throw the fine-tune away.
+    A model that ORT cannot convert still publishes, as fp32 only: int8 and fp16 are
+    speed-ups, not a reason to throw the fine-tune away.
     """
+    labels, max_length = trained.labels, trained.max_length
+    pad_token_id = int(trained.tokenizer.pad_token_id)
     variants = {FP32: Variant(file=MODEL_FILE)}
-    for name, file, convert in (
-        (INT8, INT8_FILE, quantize_dynamic_int8),
-        (FP16, FP16_FILE, convert_fp16),
-    ):
-        try:
-            convert(staging / MODEL_FILE, staging / file)
-        except Exception as exc:
-            log.warning("%s conversion failed; publishing without it: %s", name, exc)
-            (staging / file).unlink(missing_ok=True)
-        else:
-            variants[name] = Variant(file=file)
+    try:
+        quantize_dynamic_int8(staging / MODEL_FILE, staging / INT8_FILE)
+    except Exception as exc:
+        log.warning("int8 conversion failed; publishing without it: %s", exc)
+        (staging / INT8_FILE).unlink(missing_ok=True)
+    else:
+        variants[INT8] = Variant(file=INT8_FILE)
+    half = fp16_variant(
+        staging,
+        trained.model,
+        parity,
+        max_length=max_length,
+        pad_id=pad_token_id,
+        outputs=[OUTPUT_NAME],
+        argmax_output=OUTPUT_NAME,
+    )
+    if half is not None:
+        variants[FP16] = half
     if not eval:
         return variants
     index = {label: i for i, label in enumerate(labels)}
     truth = [index[e.label] for e in eval]
+    # Kept with the version: serving measures the gate again where the file runs (CUDA).
+    gate = {"texts": [e.text for e in eval], "labels": truth}
+    (staging / GATE_FILE).write_text(json.dumps(gate))
     for variant in variants.values():
         logits = onnx_logits(
             staging / variant.file,

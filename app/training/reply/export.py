@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, TypedDict
 import numpy as np
 
 from app.store.bank import EMBEDDING_OUTPUT, INTENT_LOGITS_OUTPUT
+from app.store.manifest import FP16, FP32, MODEL_FILE, Variant
 from app.training.errors import ParityError
 from app.training.export import serving_outputs, trace_to_onnx
+from app.training.optimize import fp16_variant
 
 if TYPE_CHECKING:
     import torch
@@ -87,3 +89,23 @@ def check_reply_parity(
     if not worst <= tolerance or not report["argmax_agree"]:
         raise ParityError(f"ONNX export does not match the trained model: {report}")
     return report
+
+
+def reply_variants(
+    staging: Path, trained: TrainedClassifier, texts: Sequence[str]
+) -> dict[str, Variant]:
+    """fp32 and, for GPUs, the fused fp16 file (``app.training.optimize``), checked against
+    fp32 on ``texts``: both outputs' largest difference, the intents' arg-max agreement."""
+    variants = {FP32: Variant(file=MODEL_FILE)}
+    half = fp16_variant(
+        staging,
+        trained.model,
+        texts,
+        max_length=trained.max_length,
+        pad_id=int(trained.tokenizer.pad_token_id),
+        outputs=list(OUTPUTS),
+        argmax_output=INTENT_LOGITS_OUTPUT,
+    )
+    if half is not None:
+        variants[FP16] = half
+    return variants

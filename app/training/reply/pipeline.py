@@ -24,7 +24,7 @@ from app.training.reply.data import (
     read_templates,
 )
 from app.training.reply.evaluate import nearest_template_intents, reply_metrics
-from app.training.reply.export import check_reply_parity, export_reply_onnx
+from app.training.reply.export import check_reply_parity, export_reply_onnx, reply_variants
 from app.training.reply.model import predict, train_dual_encoder
 from app.training.reply.ood import OFF_TOPIC_PROBES, out_of_scope_logit
 from app.training.reply.rows import read_rows
@@ -128,6 +128,7 @@ def build_reply_model(
                 metrics=metrics,
                 recipe=recipe or {"task": TASK, "hyperparameters": hp.model_dump()},
                 parity=dict(parity),
+                variants=reply_variants(staging, trained, texts),
             ),
         )
     if activate:
