@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from app.knowledge import segments
+import app.knowledge.segments as segments
 from app.knowledge.errors import CollectionNotFound, InvalidVectors
 from app.knowledge.matrix import MatrixIndex
 from app.knowledge.vectors import (
