@@ -35,7 +35,7 @@ _FIELD = re.compile(r"^    (?P<name>[a-z_][a-z0-9_]*)\s*:")
 _INTRO = """\
 # Configuration
 
-<!-- Generated from app/config.py by docs/hooks/settings_page.py at build time: edit the
+<!-- Generated from app/config.py and app/settings/ by docs/hooks/settings_page.py at build time: edit the
      Settings fields' descriptions there, not this page. -->
 
 Settings are read once, at start, from environment variables `{prefix}<NAME>`
@@ -226,7 +226,10 @@ def on_files(files: Any, config: Any) -> Any:
     root = str(Path(config.config_file_path).resolve().parent)
     if sys.path[:1] != [root]:
         sys.path.insert(0, root)
-    # `mkdocs serve` rebuilds when app/config.py changes (`watch:`): read the new fields.
+    # `mkdocs serve` rebuilds when the settings change (`watch:`): read the new fields, the
+    # sections first, since app.config composes them.
+    for name in sorted(n for n in sys.modules if n.startswith("app.settings.")):
+        importlib.reload(sys.modules[name])
     if "app.config" in sys.modules:
         importlib.reload(sys.modules["app.config"])
     files.append(File.generated(config, PAGE, content=render_page()))

@@ -1,0 +1,1 @@
+"""The sections of the service's settings; ``app.config.Settings`` composes them."""
