@@ -35,8 +35,8 @@ _FIELD = re.compile(r"^    (?P<name>[a-z_][a-z0-9_]*)\s*:")
 _INTRO = """\
 # Configuration
 
-<!-- Generated from app/config.py and app/settings/ by docs/hooks/settings_page.py at build time: edit the
-     Settings fields' descriptions there, not this page. -->
+<!-- Generated from app/config.py and app/settings/ by docs/hooks/settings_page.py at build
+     time: edit the Settings fields' descriptions there, not this page. -->
 
 Settings are read once, at start, from environment variables `{prefix}<NAME>`
 (pydantic-settings, `{module}`), then passed down; nothing reads the environment later.
